@@ -1,0 +1,38 @@
+"""What operations reach beyond the connection: routing to each domain's backends, the session
+directory, and the settings. Built once by `app.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.protocols import MailAuthenticator
+from bridge.config import DomainSettings, Settings
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.registry import SessionRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class DomainServices:
+    name: str
+    settings: DomainSettings
+    mail: MailAuthenticator
+
+
+class Services:
+    def __init__(
+        self, settings: Settings, domains: dict[str, DomainServices], sessions: SessionRegistry
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self._domains = {name.lower(): value for name, value in domains.items()}
+
+    def domain(self, name: str | None) -> DomainServices:
+        wanted = (name or self.settings.server.default_domain).strip().lower()
+        found = self._domains.get(wanted)
+        if found is None:
+            raise BridgeError(ErrorKind.UNKNOWN_DOMAIN)
+        return found
+
+    @property
+    def domain_names(self) -> list[str]:
+        return list(self._domains)

@@ -1,0 +1,107 @@
+"""One client's XIMSS conversation, independent of the transport that carries it.
+
+The transport hands in decoded requests one at a time, in arrival order, and gives a sink for
+outgoing messages. Each request's data messages go to the sink before its `<response>`, so
+pipelined requests are answered in order. A login with a challenge-response SASL method is the one
+request whose response waits for a later request (`auth` with the same id); that pending state
+lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from bridge.errors import BridgeError, ErrorKind
+from bridge.services import Services
+from bridge.session.session import Session
+from bridge.ximss import codec
+from bridge.ximss.dispatch import OPERATIONS
+from bridge.ximss.ops.base import Outcome, PendingSasl, Phase
+
+log = logging.getLogger("bridge.ximss")
+
+Sink = Callable[[etree._Element], None]
+
+
+@dataclass(slots=True, eq=False)
+class Conversation:
+    services: Services
+    send: Sink
+    peer: str = "-"
+    # The target domain: set by a login-section operation's `domain` attribute.
+    domain: str | None = None
+    session: Session | None = None
+    pending_sasl: dict[str, PendingSasl] = field(default_factory=dict)
+    closing: bool = False
+
+    async def handle(self, request: codec.Request) -> Outcome:
+        """Process one request completely: its data messages and, unless deferred, its response."""
+        if request.id is None:
+            self.send(
+                codec.response(None, BridgeError(ErrorKind.BAD_REQUEST, "id is missing").wire())
+            )
+            return Outcome.DONE
+        operation = OPERATIONS.get(request.name)
+        try:
+            if operation is None:
+                raise BridgeError(ErrorKind.UNKNOWN_OPERATION)
+            if operation.phase is Phase.SESSION and self.session is None:
+                raise BridgeError(ErrorKind.NOT_LOGGED_IN)
+            if operation.phase is Phase.PRELOGIN and self.session is not None:
+                raise BridgeError(ErrorKind.ALREADY_LOGGED_IN)
+            outcome = await operation.handler(self, request)
+        except BridgeError as exc:
+            self.send(codec.response(request.id, exc.wire()))
+            return Outcome.DONE
+        except Exception:
+            # The session lives on; the details go to the log, never to the wire.
+            log.exception(
+                "internal error peer=%s session=%s op=%s id=%s",
+                self.peer,
+                self.session.url_id if self.session else "-",
+                request.name,
+                request.id,
+            )
+            self.send(codec.response(request.id, BridgeError(ErrorKind.INTERNAL).wire()))
+            return Outcome.DONE
+        if outcome is not Outcome.DEFERRED:
+            self.send(codec.response(request.id))
+        if outcome is Outcome.CLOSE:
+            self.closing = True
+        return outcome
+
+    def reject(self, request_id: str | None, error: BridgeError) -> None:
+        """Answer a request that could not be decoded far enough to dispatch."""
+        self.send(codec.response(request_id, error.wire()))
+
+    def data(
+        self,
+        tag: str,
+        request: codec.Request,
+        attrs: dict[str, str | int | None] | None = None,
+        text: str | None = None,
+    ) -> etree._Element:
+        """Send a childless data message that belongs to `request`. Messages with children are
+        built with `codec.data` and passed to `send` once complete."""
+        elem = codec.data(tag, request.id, attrs, text)
+        self.send(elem)
+        return elem
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise BridgeError(ErrorKind.NOT_LOGGED_IN)
+        return self.session
+
+    async def close(self) -> None:
+        """End the conversation: abort pending logins and end the session."""
+        pending, self.pending_sasl = self.pending_sasl, {}
+        for item in pending.values():
+            await item.exchange.abort()
+        session, self.session = self.session, None
+        if session is not None:
+            self.services.sessions.discard(session)
+            await session.close()

@@ -1,0 +1,31 @@
+"""The dispatch table: every XIMSS operation the bridge serves, its handler, and when it is legal.
+
+An element not listed here is answered with errorNum 500 ("unknown command"), as the spec shows.
+"""
+
+from __future__ import annotations
+
+from bridge.ximss.ops import login, mailbox, service
+from bridge.ximss.ops.base import Operation, Phase
+
+OPERATIONS: dict[str, Operation] = {
+    # Login section: before login only (XIMSS "Login Operations").
+    "listFeatures": Operation(login.list_features, Phase.PRELOGIN),
+    "login": Operation(login.login, Phase.PRELOGIN),
+    "auth": Operation(login.auth, Phase.PRELOGIN),
+    "signup": Operation(login.unsupported_provisioning, Phase.PRELOGIN),
+    "recoverPassword": Operation(login.unsupported_provisioning, Phase.PRELOGIN),
+    # Service operations.
+    "noop": Operation(service.noop, Phase.ANY),
+    "bye": Operation(service.bye, Phase.ANY),
+    "readTime": Operation(service.read_time, Phase.ANY),
+    "listKnownValues": Operation(service.list_known_values, Phase.ANY),
+    "passwordModify": Operation(login.unsupported_provisioning, Phase.SESSION),
+    # Mailbox management.
+    "mailboxList": Operation(mailbox.mailbox_list, Phase.SESSION),
+    "mailboxCreate": Operation(mailbox.mailbox_create, Phase.SESSION),
+    "mailboxRename": Operation(mailbox.mailbox_rename, Phase.SESSION),
+    "mailboxRemove": Operation(mailbox.mailbox_remove, Phase.SESSION),
+    "mailboxSubList": Operation(mailbox.mailbox_sub_list, Phase.SESSION),
+    "mailboxSubUpdate": Operation(mailbox.mailbox_sub_update, Phase.SESSION),
+}

@@ -1,0 +1,185 @@
+"""Login section: listFeatures, login (clear text, SASL PLAIN, CRAM-MD5 relayed), auth, and the
+provisioning operations an IMAP backend cannot serve."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from adapters.protocols import MailStore
+from bridge import xml
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.session import Session
+from bridge.ximss import codec
+from bridge.ximss.ops.base import Outcome, PendingSasl
+
+if TYPE_CHECKING:
+    from bridge.ximss.codec import Request
+    from bridge.ximss.conversation import Conversation
+
+CLEAR_TEXT = ""
+
+
+def _target_domain(conv: Conversation, request: Request) -> str:
+    """A login-section `domain` attribute retargets the connection when the domain is served."""
+    wanted = request.get("domain")
+    if wanted:
+        conv.domain = conv.services.domain(wanted).name
+    return conv.services.domain(conv.domain).name
+
+
+async def list_features(conv: Conversation, request: Request) -> Outcome:
+    domain = conv.services.domain(_target_domain(conv, request))
+    features = codec.data("features", request.id)
+    xml.sub(features, "domain", text=domain.name)
+    for mechanism in domain.mail.sasl_mechanisms:
+        xml.sub(features, "sasl", text=mechanism)
+    xml.sub(features, "language", text=conv.services.settings.server.language)
+    conv.send(features)
+    return Outcome.DONE
+
+
+def split_account(user: str, domain: str) -> tuple[str, str]:
+    """`name@domain` -> (name, domain); a bare name belongs to the target domain."""
+    name, at, user_domain = user.strip().rpartition("@")
+    if not at:
+        return user.strip().lower(), domain
+    return name.lower(), user_domain.lower()
+
+
+async def login(conv: Conversation, request: Request) -> Outcome:
+    domain = _target_domain(conv, request)
+    method = (request.get("method") or CLEAR_TEXT).upper()
+    if method == CLEAR_TEXT:
+        user = request.get("authData") or request.get("userName") or ""
+        password = request.get("password")
+        if not user or password is None:
+            raise BridgeError(ErrorKind.BAD_REQUEST, "authData and password are required")
+        await _password_login(conv, request, user, password, "", domain)
+        return Outcome.DONE
+    if method == "PLAIN":
+        auth_data = request.get("authData")
+        if auth_data is None:
+            # No initial response: ask for it with an empty challenge, as SASL allows.
+            conv.pending_sasl[_id(request)] = _plain_pending(domain)
+            conv.send(codec.data("challenge", request.id, {"value": ""}))
+            return Outcome.DEFERRED
+        await _plain_login(conv, request, _b64decode(auth_data), domain)
+        return Outcome.DONE
+    backend = conv.services.domain(domain).mail
+    if method not in backend.sasl_mechanisms:
+        raise BridgeError(ErrorKind.NOT_SUPPORTED, f"SASL method {method} is not supported")
+    exchange = await backend.begin_sasl(method)
+    try:
+        challenge = await exchange.challenge()
+    except BaseException:
+        await exchange.abort()
+        raise
+    old = conv.pending_sasl.pop(_id(request), None)
+    if old is not None:
+        await old.exchange.abort()
+    conv.pending_sasl[_id(request)] = PendingSasl(exchange, domain, method)
+    conv.send(codec.data("challenge", request.id, {"value": base64.b64encode(challenge).decode()}))
+    return Outcome.DEFERRED
+
+
+async def auth(conv: Conversation, request: Request) -> Outcome:
+    """The client's answer to a challenge; the deferred login's response is sent now."""
+    pending = conv.pending_sasl.pop(_id(request), None)
+    if pending is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "no login is waiting for this id")
+    response = _b64decode(request.get("value") or "")
+    if pending.mechanism == "PLAIN":
+        await _plain_login(conv, request, response, pending.domain)
+        return Outcome.DONE
+    try:
+        store = await pending.exchange.finish(response)
+    except BaseException:
+        await pending.exchange.abort()
+        raise
+    # CRAM-MD5's response is "<user> <digest>": the user is what the server just verified.
+    user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
+    _open_session(conv, request, store, user, pending.domain)
+    return Outcome.DONE
+
+
+def _plain_pending(domain: str) -> PendingSasl:
+    return PendingSasl(_NoExchange(), domain, "PLAIN")
+
+
+class _NoExchange:
+    """PLAIN needs no backend exchange until the credentials arrive."""
+
+    async def challenge(self) -> bytes:
+        return b""
+
+    async def finish(self, response: bytes) -> MailStore:
+        raise BridgeError(ErrorKind.INTERNAL)
+
+    async def abort(self) -> None:
+        return None
+
+
+async def _plain_login(conv: Conversation, request: Request, data: bytes, domain: str) -> None:
+    parts = data.split(b"\x00")
+    if len(parts) != 3:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "malformed PLAIN data")
+    try:
+        authzid, user, password = (part.decode("utf-8") for part in parts)
+    except UnicodeDecodeError as exc:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "PLAIN data is not UTF-8") from exc
+    await _password_login(conv, request, user, password, authzid, domain)
+
+
+async def _password_login(
+    conv: Conversation, request: Request, user: str, password: str, authzid: str, domain: str
+) -> None:
+    name, user_domain = split_account(user, domain)
+    backend = conv.services.domain(user_domain)
+    account = f"{name}@{backend.name}"
+    authz = ""
+    if authzid and authzid != user:
+        authz_name, authz_domain = split_account(authzid, backend.name)
+        authz = f"{authz_name}@{authz_domain}"
+    store = await backend.mail.login(account, password, authz)
+    _open_session(conv, request, store, authz or account, backend.name)
+
+
+def _open_session(
+    conv: Conversation, request: Request, store: MailStore, user: str, domain: str
+) -> None:
+    name, user_domain = split_account(user, domain)
+    backend = conv.services.domain(user_domain)
+    session = Session(
+        account=f"{name}@{backend.name}",
+        domain=backend.name,
+        real_name=backend.settings.real_names.get(name),
+        mail=store,
+    )
+    conv.session = session
+    conv.services.sessions.add(session)
+    conv.send(
+        codec.data(
+            "session",
+            request.id,
+            {"urlID": session.url_id, "userName": session.account, "realName": session.real_name},
+        )
+    )
+
+
+async def unsupported_provisioning(conv: Conversation, request: Request) -> Outcome:
+    _target_domain(conv, request)
+    raise BridgeError(ErrorKind.NOT_SUPPORTED, f"{request.name} is not supported by this backend")
+
+
+def _id(request: Request) -> str:
+    assert request.id is not None  # the conversation rejects requests without an id
+    return request.id
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "invalid base64 data") from exc

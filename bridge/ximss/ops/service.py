@@ -1,0 +1,76 @@
+"""Service operations: noop, bye, readTime, listKnownValues."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from functools import cache
+from typing import TYPE_CHECKING
+
+from bridge import xml
+from bridge.ximss import codec
+from bridge.ximss.ops.base import Outcome
+
+if TYPE_CHECKING:
+    from bridge.ximss.codec import Request
+    from bridge.ximss.conversation import Conversation
+
+# XIMSS dates are ISO 8601 basic format without a zone suffix ("20061022T091143").
+TIME_FORMAT = "%Y%m%dT%H%M%S"
+
+# Character sets the bridge can decode and encode (Python codecs), as clients name them.
+KNOWN_CHARSETS = (
+    "utf-8", "us-ascii", "iso-8859-1", "iso-8859-2", "iso-8859-5", "iso-8859-7", "iso-8859-9",
+    "iso-8859-15", "windows-1250", "windows-1251", "windows-1252", "koi8-r", "koi8-u",
+    "iso-2022-jp", "shift_jis", "euc-jp", "euc-kr", "gb2312", "gbk", "gb18030", "big5", "utf-16",
+)  # fmt: skip
+
+
+async def noop(conv: Conversation, request: Request) -> Outcome:
+    return Outcome.DONE
+
+
+async def bye(conv: Conversation, request: Request) -> Outcome:
+    return Outcome.CLOSE
+
+
+def format_time(moment: dt.datetime) -> str:
+    return moment.strftime(TIME_FORMAT)
+
+
+def user_zone(conv: Conversation) -> dt.tzinfo:
+    name = conv.services.settings.server.time_zone
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+async def read_time(conv: Conversation, request: Request) -> Outcome:
+    now = dt.datetime.now(dt.UTC)
+    conv.send(
+        codec.data(
+            "currentTime",
+            request.id,
+            {
+                "gmtTime": format_time(now),
+                "localTime": format_time(now.astimezone(user_zone(conv))),
+            },
+        )
+    )
+    return Outcome.DONE
+
+
+@cache
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+async def list_known_values(conv: Conversation, request: Request) -> Outcome:
+    known = codec.data("knownValues", request.id)
+    for zone in _zone_names():
+        xml.sub(known, "tzid", {"name": zone})
+    for charset in KNOWN_CHARSETS:
+        xml.sub(known, "charset", {"name": charset})
+    conv.send(known)
+    return Outcome.DONE

@@ -1,0 +1,89 @@
+"""The one hardened XML parser, and the compact serializer real XIMSS clients depend on.
+
+Parsing: no DTDs, no entity expansion, no network, bounded depth and size. lxml's own `huge_tree`
+stays off, which caps text nodes and depth far below what a frame may carry; we add an explicit
+depth check because lxml allows up to 256 levels by default for libxml2 versions without the cap.
+
+Serializing: no XML declaration, no whitespace between elements, double-quoted attributes, empty
+elements as `<tag a="b"/>`; lxml's `tostring` already behaves so when no pretty printing is asked.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from bridge.errors import BridgeError, ErrorKind
+
+DEFAULT_MAX_DEPTH = 64
+
+
+def _make_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        dtd_validation=False,
+        load_dtd=False,
+        huge_tree=False,
+        remove_blank_text=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+_PARSER = _make_parser()
+
+
+def parse(data: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._Element:
+    """Parse one document; raise BridgeError(BAD_REQUEST) for anything not plain, small XML."""
+    # A DOCTYPE is the door to entity tricks; refuse it before libxml2 sees it at all.
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data or b"<!doctype" in data:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "DTDs are not allowed")
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "malformed XML") from exc
+    if root is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "empty document")
+    if _depth_exceeds(root, max_depth):
+        raise BridgeError(ErrorKind.BAD_REQUEST, "XML nested too deeply")
+    return root
+
+
+def _depth_exceeds(root: etree._Element, max_depth: int) -> bool:
+    stack: list[tuple[etree._Element, int]] = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in elem)
+    return False
+
+
+def serialize(elem: etree._Element) -> bytes:
+    return etree.tostring(elem, encoding="utf-8", xml_declaration=False)
+
+
+def element(
+    tag: str, attrs: dict[str, str] | None = None, text: str | None = None
+) -> etree._Element:
+    """Build an element with attributes in the given order (clients compare transcripts)."""
+    elem = etree.Element(tag)
+    if attrs:
+        for key, value in attrs.items():
+            elem.set(key, value)
+    if text is not None:
+        elem.text = text
+    return elem
+
+
+def sub(
+    parent: etree._Element, tag: str, attrs: dict[str, str] | None = None, text: str | None = None
+) -> etree._Element:
+    child = etree.SubElement(parent, tag)
+    if attrs:
+        for key, value in attrs.items():
+            child.set(key, value)
+    if text is not None:
+        child.text = text
+    return child

@@ -1,0 +1,913 @@
+#!/usr/bin/env python3
+"""Development stack: real mail backends as private instances on loopback.
+
+Standard library only, so tests can load it by path without the bridge package::
+
+    sys.path.insert(0, str(repo / "deploy"))
+    import devstack
+
+Today it runs Dovecot (IMAP, LMTP, auth for a later Postfix); Postfix, Radicale, Kamailio and
+Redis will be added to :class:`DevStack`. Everything lives below one scratch folder ("root"), no
+system configuration (``/etc/dovecot``) is read and the Debian system service is never touched.
+Must run as root (Dovecot drops to the ``vmail`` user for mail access).
+
+CLI::
+
+    python deploy/devstack.py start [--root DIR] [--imap-port N] [--lmtp-port N] [--auth-port N]
+    python deploy/devstack.py config [--imap-port N] [--listen-port N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import grp
+import os
+import pwd
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = REPO / ".devstack"
+DEFAULT_DOMAIN = "example.test"
+DOVECOT_BIN = "/usr/sbin/dovecot"
+MAIL_USER = "vmail"
+# Unix socket paths are limited to 107 bytes; Dovecot's longest socket below base_dir
+# ("login/imap-hibernate" and friends) needs about 25 of them.
+_MAX_ROOT_LEN = 80
+
+
+# --------------------------------------------------------------------------- ports
+
+
+@dataclass
+class Ports:
+    """Loopback ports of the stack's servers."""
+
+    imap: int
+    lmtp: int
+    auth: int  # Dovecot auth (client protocol) inet listener, for Postfix SASL
+
+
+DEFAULT_PORTS = Ports(imap=10143, lmtp=10024, auth=10025)
+
+
+def free_ports(n: int) -> list[int]:
+    """Return ``n`` distinct currently free TCP ports on 127.0.0.1."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_stack_ports() -> Ports:
+    """A :class:`Ports` with every port free (for tests)."""
+    imap, lmtp, auth = free_ports(3)
+    return Ports(imap=imap, lmtp=lmtp, auth=auth)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    address: str  # full address, also the IMAP login name
+    password: str
+    real_name: str
+
+    @property
+    def local(self) -> str:
+        return self.address.partition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.partition("@")[2]
+
+
+DEMO_ACCOUNTS: tuple[Account, ...] = (
+    Account("user1@example.test", "user1pass", "User One"),
+    Account("user2@example.test", "user2pass", "User Two"),
+)
+
+
+def _make_account(name: str, password: str, real_name: str) -> Account:
+    address = name if "@" in name else f"{name}@{DEFAULT_DOMAIN}"
+    for value in (address, password, real_name):
+        if any(c in value for c in ":\r\n\0"):
+            raise ValueError(f"':' and line breaks are not allowed in account fields: {value!r}")
+    local, _, domain = address.partition("@")
+    if not local or not domain or "/" in address or address.startswith("."):
+        raise ValueError(f"bad account address {address!r}")
+    return Account(address.lower(), password, real_name)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _vmail_ids() -> tuple[int, int]:
+    """uid/gid of the mail user, creating it when missing (Dovecot refuses uid 0 for mail)."""
+    try:
+        pw = pwd.getpwnam(MAIL_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                MAIL_USER,
+            ],
+            check=True,
+        )
+        pw = pwd.getpwnam(MAIL_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def _check_traversable(path: Path) -> None:
+    """Dovecot's mail processes run as vmail: every ancestor of the root must let others in.
+
+    Trap: pytest's ``tmp_path`` lives below ``/tmp/pytest-of-root`` (mode 0700), so a stack
+    rooted there starts fine but every login fails with "Permission denied".
+    """
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if not st.st_mode & stat.S_IXOTH:
+            raise RuntimeError(
+                f"{p} (mode {stat.S_IMODE(st.st_mode):o}) is not traversable by {MAIL_USER}; "
+                "use a root below a world-searchable folder (e.g. tempfile.mkdtemp() + chmod 755)"
+            )
+
+
+def make_temp_root(prefix: str = "devstack-") -> Path:
+    """A fresh scratch root below /tmp that the vmail user can traverse (for tests).
+
+    Delete it with ``shutil.rmtree`` after :meth:`DevStack.stop`.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    return root
+
+
+def _mkdirs_owned(path: Path, uid: int, gid: int, mode: int = 0o700) -> None:
+    """mkdir -p, chowning every folder it creates."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=mode)
+        os.chown(d, uid, gid)
+
+
+def _maildir_folder(home: Path, mailbox: str) -> Path:
+    """Filesystem folder of an IMAP mailbox name in our Maildir++ layout.
+
+    Namespace separator is "/", Maildir++ stores the hierarchy with "." on disk:
+    "INBOX" -> home, "Big" -> home/.Big, "Work/2024" -> home/.Work.2024. Because "." is the
+    on-disk hierarchy separator, Dovecot refuses mailbox names containing "." in this layout.
+    """
+    if mailbox.upper() == "INBOX":
+        return home
+    if "." in mailbox or mailbox.startswith("/") or mailbox.endswith("/") or "//" in mailbox:
+        raise ValueError(f"mailbox name not representable in Maildir++: {mailbox!r}")
+    if mailbox.upper().startswith("INBOX/"):
+        raise ValueError("INBOX has no children in this layout")
+    return home / ("." + _mutf7_encode(mailbox).replace("/", "."))
+
+
+def _mutf7_encode(name: str) -> str:
+    """IMAP modified UTF-7 (RFC 3501 5.1.3): how Dovecot 2.3 names folders on disk."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append(
+                "&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
+            pending.clear()
+
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            pending.append(ch)
+    flush()
+    return "".join(out)
+
+
+def _ensure_maildir(folder: Path, uid: int, gid: int, *, is_inbox: bool) -> None:
+    _mkdirs_owned(folder, uid, gid)
+    for sub in ("cur", "new", "tmp"):
+        _mkdirs_owned(folder / sub, uid, gid)
+    if not is_inbox:
+        marker = folder / "maildirfolder"
+        if not marker.exists():
+            marker.touch(0o600)
+            os.chown(marker, uid, gid)
+
+
+# --------------------------------------------------------------------------- seed messages
+
+
+def _seed_messages() -> dict[str, list[tuple[str, str]]]:
+    """(name, content) pairs per account; names are stable so seeding stays idempotent."""
+    attachment = b"Quarter,Revenue,Cost\nQ1,120,80\nQ2,135,82\nQ3,150,90\nQ4,170,95\n"
+    b64 = base64.encodebytes(attachment).decode("ascii")
+    welcome = (
+        "Return-Path: <admin@example.test>\n"
+        "From: Example Admin <admin@example.test>\n"
+        "To: User One <user1@example.test>\n"
+        "Subject: Welcome to example.test\n"
+        "Date: Mon, 06 Jan 2025 09:15:00 +0000\n"
+        "Message-ID: <seed-welcome-user1@example.test>\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n"
+        "\n"
+        "Hello User One,\n"
+        "\n"
+        "your mailbox on example.test is ready. Café opens at 9.\n"
+        "\n"
+        "-- \n"
+        "The admin\n"
+    )
+    report = (
+        "Return-Path: <user2@example.test>\n"
+        "From: User Two <user2@example.test>\n"
+        "To: User One <user1@example.test>\n"
+        "Cc: Example Admin <admin@example.test>\n"
+        "Subject: Quarterly figures\n"
+        "Date: Tue, 07 Jan 2025 14:02:31 +0100\n"
+        "Message-ID: <seed-report-user2@example.test>\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="=_devstack_boundary_1"\n'
+        "\n"
+        "This is a multi-part message in MIME format.\n"
+        "\n"
+        "--=_devstack_boundary_1\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n"
+        "Hi,\n"
+        "\n"
+        "attached are the figures for last year.\n"
+        "\n"
+        "Regards,\n"
+        "User Two\n"
+        "\n"
+        "--=_devstack_boundary_1\n"
+        'Content-Type: text/csv; name="figures.csv"\n'
+        'Content-Disposition: attachment; filename="figures.csv"\n'
+        "Content-Transfer-Encoding: base64\n"
+        "\n"
+        f"{b64}"
+        "--=_devstack_boundary_1--\n"
+    )
+    lunch = (
+        "Return-Path: <user2@example.test>\n"
+        "From: User Two <user2@example.test>\n"
+        "To: User One <user1@example.test>\n"
+        "Subject: Lunch on Friday?\n"
+        "Date: Wed, 08 Jan 2025 11:45:10 +0100\n"
+        "Message-ID: <seed-lunch-user2@example.test>\n"
+        "In-Reply-To: <seed-welcome-user1@example.test>\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n"
+        "Shall we try the new place around the corner?\n"
+    )
+    hello2 = (
+        "Return-Path: <user1@example.test>\n"
+        "From: User One <user1@example.test>\n"
+        "To: User Two <user2@example.test>\n"
+        "Subject: Hello from User One\n"
+        "Date: Thu, 09 Jan 2025 08:30:00 +0000\n"
+        "Message-ID: <seed-hello-user1@example.test>\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n"
+        "Just checking that mail works.\n"
+    )
+    return {
+        "user1@example.test": [
+            ("1736154900.Mseed1P0.devstack", welcome),
+            ("1736254951.Mseed2P0.devstack", report),
+            ("1736333110.Mseed3P0.devstack", lunch),
+        ],
+        "user2@example.test": [("1736411400.Mseed1P0.devstack", hello2)],
+    }
+
+
+# --------------------------------------------------------------------------- Dovecot
+
+
+def _dovecot_conf(root: Path, ports: Ports, uid: int) -> str:
+    mail = root / "mail"
+    return f"""\
+# Generated by deploy/devstack.py -- private Dovecot instance, /etc/dovecot is not read.
+protocols = imap lmtp
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = devstack-{ports.imap}
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login cram-md5
+auth_verbose = yes
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+mail_uid = {MAIL_USER}
+mail_gid = {MAIL_USER}
+
+# Users: full address as login name, {{PLAIN}} passwords so CRAM-MD5 works. One passwd-file
+# per user. Trap: Dovecot re-stats a passwd-file at most once per second and reloads it only when
+# its mtime (seconds) or size changed, so a user appended to a shared file right after a login is
+# "unknown user" for up to a second. A new per-user path is read on first use: no delay.
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%Lu {root}/users/%Ld/%Ln
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%Lu {root}/users/%Ld/%Ln
+  default_fields = uid={MAIL_USER} gid={MAIL_USER} home={mail}/%Ld/%Ln
+}}
+
+# Maildir++ (folders ".Big", ".Work.2024"), home = maildir root.
+mail_location = maildir:~
+mail_home = {mail}/%Ld/%Ln
+# Assume only Dovecot (and fill_maildir/seed, which only add files) touch the maildirs: avoids
+# a 150-240 ms readdir of cur/ after each flag change on a 100k folder. Changed cur/ mtimes are
+# still noticed, so files added from outside show up.
+maildir_very_dirty_syncs = yes
+# Scratch data: no fsync.
+mail_fsync = never
+mailbox_list_index = yes
+mail_plugins = $mail_plugins acl quota
+
+namespace inbox {{
+  type = private
+  inbox = yes
+  prefix =
+  separator = /
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+}}
+
+# Other users' mailboxes shared with us (SETACL) appear as shared/<user>/<mailbox>. %%d/%%n
+# are the owner's, the private index (\\Seen etc.) lives in the viewer's home.
+# Trap: without mail_shared_explicit_inbox the owner's INBOX is listed as "shared/<user>" itself
+# (selectable, \\HasNoChildren) and "shared/<user>/INBOX" never appears.
+mail_shared_explicit_inbox = yes
+namespace shared {{
+  type = shared
+  prefix = shared/%%u/
+  separator = /
+  location = maildir:{mail}/%%d/%%n:INDEXPVT=~/shared/%%u
+  list = children
+  subscriptions = no
+}}
+
+plugin {{
+  acl = vfile
+  # Trap: this dict is written by the imap processes (uid vmail); if vmail cannot write the
+  # file *and its folder* (temp file + rename), shared mailboxes silently never list.
+  acl_shared_dict = file:{root}/shared/shared-mailboxes.db
+  quota = maildir:User quota
+  quota_rule = *:storage=1G
+}}
+
+imap_metadata = yes
+mail_attribute_dict = file:%h/dovecot-attributes
+
+protocol imap {{
+  mail_plugins = $mail_plugins imap_acl imap_quota
+  # tests open many connections as the same user from 127.0.0.1
+  mail_max_userip_connections = 200
+}}
+
+protocol lmtp {{
+  postmaster_address = postmaster@{DEFAULT_DOMAIN}
+}}
+
+# The compiled-in defaults define imap 143 and imaps 993: both must be overridden.
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {ports.imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  # high-performance mode: one long-lived login process serves all connections (the default
+  # one-process-per-connection mode caps at 100 concurrent logins).
+  service_count = 0
+  process_min_avail = 1
+  client_limit = 1000
+}}
+
+service imap {{
+  process_limit = 1024
+  client_limit = 1
+}}
+
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {ports.lmtp}
+  }}
+}}
+
+service auth {{
+  # for Postfix: smtpd_sasl_type = dovecot, smtpd_sasl_path = inet:127.0.0.1:{ports.auth}
+  inet_listener auth-inet {{
+    address = 127.0.0.1
+    port = {ports.auth}
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """A private Dovecot instance below ``root`` (IMAP, LMTP, auth listener)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        ports: Ports,
+        accounts: Iterable[Account] = DEMO_ACCOUNTS,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.ports = ports
+        self.accounts: dict[str, Account] = {a.address: a for a in accounts}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    # -- paths
+
+    @property
+    def conf_path(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dovecot.log"
+
+    @property
+    def users_path(self) -> Path:
+        return self.root / "users"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def home(self, user: str) -> Path:
+        """Home (= Maildir++ root) of an account, given as full address or local part."""
+        address = user if "@" in user else f"{user}@{DEFAULT_DOMAIN}"
+        local, _, domain = address.lower().partition("@")
+        return self.root / "mail" / domain / local
+
+    # -- accounts
+
+    def add_account(self, name: str, password: str, real_name: str = "") -> Account:
+        """Add (or replace) an account; works before start and while running.
+
+        ``name`` is a full address or a local part (domain example.test). A new account can log
+        in at once; a changed password of an existing one takes up to a second to apply.
+        """
+        account = _make_account(name, password, real_name or name.partition("@")[0])
+        with self._lock:
+            self.accounts[account.address] = account
+            if self.users_path.exists():
+                self._write_user(account)
+        return account
+
+    def _write_users(self) -> None:
+        for account in self.accounts.values():
+            self._write_user(account)
+
+    def _write_user(self, account: Account) -> None:
+        # passwd-file format: user:password:uid:gid:gecos:home:shell:extra_fields
+        line = f"{account.address}:{{PLAIN}}{account.password}:::{account.real_name}:::\n"
+        dovecot_gid = grp.getgrnam("dovecot").gr_gid  # the auth process runs as "dovecot"
+        folder = self.users_path / account.domain
+        if not folder.is_dir():
+            folder.mkdir(parents=True, mode=0o750)
+            os.chown(folder, 0, dovecot_gid)
+        path = folder / account.local
+        try:
+            old = path.stat()
+        except FileNotFoundError:
+            old = None
+        if old is not None and path.read_text(encoding="utf-8") == line:
+            return
+        tmp = folder / f".{account.local}.tmp"
+        tmp.write_text(line, encoding="utf-8")
+        os.chown(tmp, 0, dovecot_gid)
+        tmp.chmod(0o640)
+        if old is not None:
+            # Changed password of a known user: Dovecot only reloads when mtime (in seconds) or
+            # size differ, so force another mtime. Still takes up to 1 s to be seen.
+            os.utime(tmp, (old.st_mtime - 1, old.st_mtime - 1))
+        tmp.replace(path)
+
+    # -- lifecycle
+
+    def prepare(self) -> None:
+        """Write config, users and folders (idempotent); done by :meth:`start`."""
+        if len(str(self.root)) > _MAX_ROOT_LEN:
+            raise RuntimeError(
+                f"root {self.root} is too long for Dovecot's unix sockets (max {_MAX_ROOT_LEN})"
+            )
+        if os.geteuid() != 0:
+            raise RuntimeError("the dev stack must run as root (Dovecot drops to vmail)")
+        uid, gid = _vmail_ids()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        _check_traversable(self.root)
+        for sub in ("run", "state"):
+            (self.root / sub).mkdir(exist_ok=True)
+        _mkdirs_owned(self.root / "mail", uid, gid, 0o755)
+        _mkdirs_owned(self.root / "shared", uid, gid, 0o755)
+        self.conf_path.write_text(_dovecot_conf(self.root, self.ports, uid), encoding="utf-8")
+        dovecot_gid = grp.getgrnam("dovecot").gr_gid
+        if self.users_path.is_file():
+            self.users_path.unlink()
+        self.users_path.mkdir(mode=0o750, exist_ok=True)
+        os.chown(self.users_path, 0, dovecot_gid)
+        with self._lock:
+            # drop accounts a previous run of this root added
+            for path in self.users_path.glob("*/*"):
+                if f"{path.name}@{path.parent.name}" not in self.accounts:
+                    path.unlink()
+            self._write_users()
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.prepare()
+        with self.log_path.open("ab") as log:
+            # -F: stay in the foreground so the PID we hold is the master's.
+            self.proc = subprocess.Popen(
+                [DOVECOT_BIN, "-F", "-c", str(self.conf_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # Ctrl-C in the CLI must not reach it directly
+            )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Poll the IMAP port until the greeting arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"dovecot exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports.imap), timeout=2) as s:
+                    if s.recv(256).startswith(b"* OK"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dovecot not ready after {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the master we started and wait (it takes its children down)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # Our own session (start_new_session): only processes we started are in it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- content
+
+    def seed(self) -> None:
+        """Put the demo messages into user1's and user2's INBOX (once per root)."""
+        uid, gid = _vmail_ids()
+        stamp_dir = self.root / "seeded"
+        stamp_dir.mkdir(exist_ok=True)
+        for address, messages in _seed_messages().items():
+            stamp = stamp_dir / address
+            if stamp.exists() or address not in self.accounts:
+                continue
+            home = self.home(address)
+            _ensure_maildir(home, uid, gid, is_inbox=True)
+            for name, content in messages:
+                tmp = home / "tmp" / name
+                tmp.write_bytes(content.encode("utf-8"))
+                os.chown(tmp, uid, gid)
+                tmp.rename(home / "new" / name)
+            stamp.touch()
+
+    def fill_maildir(
+        self, user: str, mailbox: str, count: int, *, start: int | None = None
+    ) -> None:
+        """Write ``count`` small messages straight into ``mailbox``'s Maildir cur/ folder.
+
+        Message ``i`` (``start <= i < start + count``; ``start`` defaults to the number of
+        messages already on disk) has Subject "Message i", From "sender<i % 100>@example.org",
+        Message-ID "<fill-<i>@devstack>", INTERNALDATE and Date 2024-01-01T00:00Z + i minutes,
+        flag \\Seen when ``i`` is even and \\Flagged when ``i % 10 == 0``. Filenames sort by
+        ``i``, so new UIDs follow ``i``. The mailbox is created on disk when missing. Works
+        while Dovecot runs (the changed cur/ mtime makes it rescan).
+        """
+        uid, gid = _vmail_ids()
+        home = self.home(user)
+        address = user if "@" in user else f"{user}@{DEFAULT_DOMAIN}"
+        folder = _maildir_folder(home, mailbox)
+        _ensure_maildir(home, uid, gid, is_inbox=True)
+        _ensure_maildir(folder, uid, gid, is_inbox=folder == home)
+        cur = folder / "cur"
+        if start is None:
+            start = sum(1 for _ in os.scandir(cur)) + sum(1 for _ in os.scandir(folder / "new"))
+        tag = f"P{os.getpid()}Q{secrets.token_hex(4)}"
+        dfd = os.open(cur, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # File creation is the cost (~40 us each); the syscalls release the GIL and a few
+            # threads overlap them on ext4.
+            workers = 4 if count >= 4000 else 1
+            step = -(-count // workers)
+            bounds = [
+                (lo, min(lo + step, start + count)) for lo in range(start, start + count, step)
+            ]
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [
+                    pool.submit(
+                        _write_fill_range,
+                        dfd,
+                        lo,
+                        hi,
+                        address=address,
+                        mailbox=mailbox,
+                        tag=tag,
+                        uid=uid,
+                        gid=gid,
+                    )
+                    for lo, hi in bounds
+                ]
+                for f in futures:
+                    f.result()
+        finally:
+            os.close(dfd)
+        # Touch cur/ so its mtime surely differs from what Dovecot's index recorded.
+        os.utime(cur)
+
+
+_FILL_BASE = 1704067200  # 2024-01-01T00:00:00Z
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc5322_date(ts: int) -> str:
+    t = time.gmtime(ts)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+    )
+
+
+def _write_fill_range(
+    dfd: int, lo: int, hi: int, *, address: str, mailbox: str, tag: str, uid: int, gid: int
+) -> None:
+    flags_o = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for i in range(lo, hi):
+        ts = _FILL_BASE + 60 * i
+        body = (
+            f"From: Sender {i % 100} <sender{i % 100}@example.org>\n"
+            f"To: <{address}>\n"
+            f"Subject: Message {i}\n"
+            f"Date: {_rfc5322_date(ts)}\n"
+            f"Message-ID: <fill-{i}@devstack>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\n"
+            "\n"
+            f"This is message number {i} in {mailbox}.\n"
+        ).encode()
+        # S= file size, W= size with CRLF line ends (= RFC822.SIZE). Dovecot trusts both
+        # without reading the file; a wrong W= breaks FETCH.
+        size = len(body)
+        vsize = size + body.count(b"\n")
+        flags = ("F" if i % 10 == 0 else "") + ("S" if i % 2 == 0 else "")
+        # Zero-padded message number: lexical order == numeric order == UID order.
+        name = f"{ts}.M{i:09d}{tag}.devstack,S={size},W={vsize}:2,{flags}"
+        fd = os.open(name, flags_o, 0o600, dir_fd=dfd)
+        try:
+            os.write(fd, body)
+            os.utime(fd, (ts, ts))  # INTERNALDATE = mtime
+            os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- DevStack
+
+
+@dataclass
+class DevStack:
+    """All backends of the development stack, started and stopped together."""
+
+    root: Path
+    ports: Ports = field(default_factory=lambda: DEFAULT_PORTS)
+    accounts: Iterable[Account] = DEMO_ACCOUNTS
+    dovecot: Dovecot = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.dovecot = Dovecot(self.root / "dovecot", self.ports, self.accounts)
+        self._counter = 0
+
+    def start(self, *, seed: bool = True) -> None:
+        try:
+            self.dovecot.prepare()
+            if seed:
+                self.dovecot.seed()
+            self.dovecot.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.dovecot.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def add_account(self, name: str, password: str, real_name: str = "") -> Account:
+        return self.dovecot.add_account(name, password, real_name)
+
+    def new_account(self, prefix: str = "test") -> Account:
+        """A fresh account with a unique name (password = name + "pass")."""
+        while True:
+            self._counter += 1
+            local = f"{prefix}{os.getpid()}x{self._counter}"
+            address = f"{local}@{DEFAULT_DOMAIN}"
+            if address not in self.dovecot.accounts and not self.dovecot.home(address).exists():
+                return self.add_account(address, f"{local}pass", f"Test {self._counter}")
+
+    def seed(self) -> None:
+        self.dovecot.seed()
+
+    def fill_maildir(
+        self, user: str, mailbox: str, count: int, *, start: int | None = None
+    ) -> None:
+        self.dovecot.fill_maildir(user, mailbox, count, start=start)
+
+    def bridge_config_toml(self, listen_port: int) -> str:
+        return bridge_config_toml(self.ports, listen_port)
+
+    def describe(self) -> str:
+        rows = [
+            ("IMAP", f"127.0.0.1:{self.ports.imap}", "LOGIN / PLAIN / CRAM-MD5, no TLS"),
+            ("LMTP", f"127.0.0.1:{self.ports.lmtp}", "delivery to Dovecot"),
+            ("Dovecot auth", f"127.0.0.1:{self.ports.auth}", "SASL for Postfix"),
+        ]
+        out = ["server        address          notes"]
+        out += [f"{a:<13} {b:<16} {c}" for a, b, c in rows]
+        out.append("")
+        out.append("account                 password     name")
+        out += [
+            f"{a.address:<23} {a.password:<12} {a.real_name}"
+            for a in self.dovecot.accounts.values()
+        ]
+        out.append("")
+        out.append(f"root {self.root}  (Dovecot log: {self.dovecot.log_path})")
+        return "\n".join(out)
+
+
+def bridge_config_toml(ports: Ports, listen_port: int) -> str:
+    """TOML config for the bridge pointing at the dev stack's servers."""
+    return f"""\
+[server]
+default_domain = "{DEFAULT_DOMAIN}"
+
+[tcp]
+host = "127.0.0.1"
+port = {listen_port}
+
+[domains."{DEFAULT_DOMAIN}".imap]
+host = "127.0.0.1"
+port = {ports.imap}
+"""
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devstack.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_start = sub.add_parser("start", help="start, seed, run in the foreground until ^C")
+    p_start.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    p_conf = sub.add_parser("config", help="print the bridge TOML config for the stack")
+    for p in (p_start, p_conf):
+        p.add_argument("--imap-port", type=int, default=DEFAULT_PORTS.imap)
+        p.add_argument("--lmtp-port", type=int, default=DEFAULT_PORTS.lmtp)
+        p.add_argument("--auth-port", type=int, default=DEFAULT_PORTS.auth)
+    p_conf.add_argument("--listen-port", type=int, default=11024)
+    args = parser.parse_args(argv)
+    ports = Ports(imap=args.imap_port, lmtp=args.lmtp_port, auth=args.auth_port)
+    if args.command == "config":
+        sys.stdout.write(bridge_config_toml(ports, args.listen_port))
+        return 0
+    stack = DevStack(args.root, ports)
+    t0 = time.monotonic()
+    stack.start()
+    try:
+        print(f"dev stack up in {time.monotonic() - t0:.2f}s\n")
+        print(stack.describe())
+        print("\nCtrl-C to stop.", flush=True)
+        _wait_for_signal()
+    finally:
+        stack.stop()
+        print("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
