@@ -690,7 +690,7 @@ class Dovecot:
         try:
             # File creation is the cost (~40 us each); the syscalls release the GIL and a few
             # threads overlap them on ext4.
-            workers = 4 if count >= 4000 else 1
+            workers = _FILL_WORKERS if count >= 4000 else 1
             step = -(-count // workers)
             bounds = [
                 (lo, min(lo + step, start + count)) for lo in range(start, start + count, step)
@@ -719,6 +719,7 @@ class Dovecot:
 
 
 _FILL_BASE = 1704067200  # 2024-01-01T00:00:00Z
+_FILL_WORKERS = 4
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -156,6 +156,10 @@ class TcpListener:
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
 
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._accept, self._host, self._port, limit=READ_CHUNK, reuse_address=True

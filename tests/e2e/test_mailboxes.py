@@ -7,7 +7,9 @@ import imaplib
 
 from lxml import etree
 
+from adapters.imap.store import ImapMailStore
 from bridge import xml
+from bridge.app import Bridge
 from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.imapcheck import imap_view
@@ -109,7 +111,9 @@ async def test_errors_for_missing_and_existing(
     assert bad.error_num == "501"
 
 
-async def test_other_users_inbox_after_setacl(bridge_port: int, stack: devstack.DevStack) -> None:
+async def test_other_users_inbox_after_setacl(
+    bridge: Bridge, bridge_port: int, stack: devstack.DevStack
+) -> None:
     owner = stack.new_account("owner")
     reader = stack.new_account("reader")
     # Plain IMAP, behind the bridge's back: the owner grants lookup and read.
@@ -125,6 +129,15 @@ async def test_other_users_inbox_after_setacl(bridge_port: int, stack: devstack.
         assert listed[shared]["MESSAGES"] == "3"
         assert listed[f"~{owner.address}"].get("pureFolder") == "YES"
         assert set(await _names(client, filter=f"~{owner.address}/*")) == {shared}
+
+        # Opened: the session's own IMAP connection selects the mapped mailbox read-only.
+        # (The XIMSS folderOpen operation on top of this arrives with folder views.)
+        assert client.session is not None
+        session = bridge.services.sessions.get(client.session.get("urlID", ""))
+        assert session is not None and isinstance(session.mail, ImapMailStore)
+        imap = await session.mail.client()
+        opened = await imap.execute("EXAMINE", session.mail.server_name(shared), wants=("EXISTS",))
+        assert [item.number for item in opened.of("EXISTS")] == [3]
     finally:
         await client.close()
 
