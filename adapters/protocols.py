@@ -8,6 +8,7 @@ mailboxes. Each adapter maps to its server's own naming. Every method raises onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,6 +71,11 @@ class MailStore(Protocol):
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
         """Add to or remove from the subscription set; idempotent."""
+        ...
+
+    def on_alert(self, handler: Callable[[str], None] | None) -> None:
+        """Call `handler` with the text of every alert the server sends (IMAP [ALERT]), at any
+        time; the session shows it to the user. None stops the calls."""
         ...
 
     async def close(self) -> None:

@@ -65,8 +65,6 @@ class ImapSettings:
     host: str = "127.0.0.1"
     port: int = 143
     security: Literal["none", "starttls", "tls"] = "none"
-    # Connections a session may open to the IMAP server (the first one serves management).
-    max_connections_per_session: int = 4
     connect_timeout: float = 10.0
     # Largest literal accepted from the server, in bytes.
     max_literal_bytes: int = 64 << 20

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.errors import ImapCommandFailed
 from adapters.imap.namespaces import Namespaces
-from adapters.imap.wire import Raw, Value
+from adapters.imap.wire import Raw, Untagged, Value
 from adapters.protocols import MailboxInfo
 from bridge.config import ImapSettings
 from bridge.errors import BridgeError, ErrorKind
@@ -46,6 +46,8 @@ class ImapMailStore:
         self._settings = settings
         self._reconnect = reconnect
         self._reconnect_lock = asyncio.Lock()
+        self._alert: Callable[[str], None] | None = None
+        client.on_unsolicited = self._unsolicited
 
     @property
     def account(self) -> str:
@@ -64,7 +66,16 @@ class ImapMailStore:
                     raise BridgeError(ErrorKind.BACKEND_UNAVAILABLE, "IMAP connection lost")
                 log.info("reconnecting IMAP for %s", self._account)
                 self._client = await self._reconnect()
+                self._client.on_unsolicited = self._unsolicited
         return self._client
+
+    def on_alert(self, handler: Callable[[str], None] | None) -> None:
+        self._alert = handler
+
+    def _unsolicited(self, response: Untagged) -> None:
+        # RFC 3501 7.1: an [ALERT] text must be shown to the user.
+        if response.code is not None and response.code.name == "ALERT" and self._alert:
+            self._alert(response.text)
 
     def server_name(self, name: str) -> str:
         return self._ns.to_server(name, own_account=self._account)

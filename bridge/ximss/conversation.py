@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from bridge import xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
 from bridge.session.session import Session
@@ -91,6 +92,10 @@ class Conversation:
         self.send(elem)
         return elem
 
+    def alert(self, text: str) -> None:
+        """An unsolicited alert: sent at once, between responses, with no id."""
+        self.send(xml.element("alert", text=text))
+
     def require_session(self) -> Session:
         if self.session is None:
             raise BridgeError(ErrorKind.NOT_LOGGED_IN)
@@ -103,5 +108,6 @@ class Conversation:
             await item.exchange.abort()
         session, self.session = self.session, None
         if session is not None:
+            session.mail.on_alert(None)
             self.services.sessions.discard(session)
             await session.close()

@@ -98,3 +98,19 @@ async def test_shell_sends_lines_and_prints_replies(bridge_port: int) -> None:
     assert code == 0
     assert 'S: <response id="A1"/>' in output
     assert 'S: <response id="A2"/>' in output
+
+
+async def test_imap_alert_reaches_the_client_unsolicited(
+    bridge: Bridge, client: XimssClient
+) -> None:
+    session_element = await client.login("user1@example.test", "user1pass")
+    session = bridge.services.sessions.get(session_element.get("urlID", ""))
+    assert session is not None and isinstance(session.mail, ImapMailStore)
+    imap = await session.mail.client()
+    # What Dovecot sends for a quota warning, fed through the engine's own parser and router.
+    for response in imap._parser.feed(b"* OK [ALERT] Quota almost full\r\n"):
+        imap._route(response)
+    alert = await client.unsolicited()
+    assert alert.tag == "alert" and alert.text == "Quota almost full"
+    assert alert.get("id") is None
+    assert (await client.call("noop")).ok

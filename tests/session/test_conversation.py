@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -27,6 +28,7 @@ class MemoryStore:
         self._account = account
         self.boxes: dict[str, str | None] = {"INBOX": None}
         self.closed = False
+        self.alert: Callable[[str], None] | None = None
 
     @property
     def account(self) -> str:
@@ -57,6 +59,9 @@ class MemoryStore:
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
         return None
+
+    def on_alert(self, handler: Callable[[str], None] | None) -> None:
+        self.alert = handler
 
     async def close(self) -> None:
         self.closed = True
@@ -196,3 +201,14 @@ async def test_close_ends_the_session() -> None:
     session = conv.require_session()
     await conv.close()
     assert session.closed and conv.services.sessions.get(session.url_id) is None
+
+
+async def test_backend_alert_becomes_unsolicited_alert() -> None:
+    conv, out = make()
+    await run(conv, '<login id="1" authData="alice" password="secret"/>')
+    store = conv.require_session().mail
+    assert isinstance(store, MemoryStore) and store.alert is not None
+    store.alert("Mailbox is over quota")
+    assert out[-1] == b"<alert>Mailbox is over quota</alert>"
+    await conv.close()
+    assert store.alert is None

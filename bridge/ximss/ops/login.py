@@ -159,6 +159,7 @@ def _open_session(
     )
     conv.session = session
     conv.services.sessions.add(session)
+    store.on_alert(conv.alert)
     conv.send(
         codec.data(
             "session",
