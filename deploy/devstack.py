@@ -23,6 +23,7 @@ import argparse
 import base64
 import contextlib
 import grp
+import itertools
 import os
 import pwd
 import secrets
@@ -78,6 +79,18 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _check_ports_free(ports: Ports) -> None:
+    """Fail clearly when a port is taken: else wait_ready() might greet another server."""
+    for name in ("imap", "lmtp", "auth"):
+        port = getattr(ports, name)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Dovecot does
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as e:
+                raise RuntimeError(f"{name} port 127.0.0.1:{port} is not free: {e}") from e
 
 
 def free_stack_ports() -> Ports:
@@ -589,6 +602,7 @@ class Dovecot:
         if self.proc is not None and self.proc.poll() is None:
             return
         self.prepare()
+        _check_ports_free(self.ports)
         with self.log_path.open("ab") as log:
             # -F: stay in the foreground so the PID we hold is the master's.
             self.proc = subprocess.Popen(
@@ -719,7 +733,7 @@ class Dovecot:
 
 
 _FILL_BASE = 1704067200  # 2024-01-01T00:00:00Z
-_FILL_WORKERS = 4
+_FILL_WORKERS = max(2, min(4, os.cpu_count() or 1))
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -780,7 +794,7 @@ class DevStack:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.dovecot = Dovecot(self.root / "dovecot", self.ports, self.accounts)
-        self._counter = 0
+        self._counter = itertools.count(1)  # next() is atomic: safe from worker threads
 
     def start(self, *, seed: bool = True) -> None:
         try:
@@ -813,11 +827,11 @@ class DevStack:
     def new_account(self, prefix: str = "test") -> Account:
         """A fresh account with a unique name (password = name + "pass")."""
         while True:
-            self._counter += 1
-            local = f"{prefix}{os.getpid()}x{self._counter}"
+            n = next(self._counter)
+            local = f"{prefix}{os.getpid()}x{n}"
             address = f"{local}@{DEFAULT_DOMAIN}"
             if address not in self.dovecot.accounts and not self.dovecot.home(address).exists():
-                return self.add_account(address, f"{local}pass", f"Test {self._counter}")
+                return self.add_account(address, f"{local}pass", f"Test {n}")
 
     def seed(self) -> None:
         self.dovecot.seed()
@@ -868,18 +882,6 @@ port = {ports.imap}
 # --------------------------------------------------------------------------- CLI
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
-    while not stop.wait(1.0):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -896,17 +898,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         sys.stdout.write(bridge_config_toml(ports, args.listen_port))
         return 0
+    # SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt from here on, also while starting, so
+    # whatever was started gets stopped. SIGINT too: a shell without job control starts
+    # background commands with SIGINT ignored, and Python keeps that.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     stack = DevStack(args.root, ports)
-    t0 = time.monotonic()
-    stack.start()
     try:
+        t0 = time.monotonic()
+        stack.start()
         print(f"dev stack up in {time.monotonic() - t0:.2f}s\n")
         print(stack.describe())
         print("\nCtrl-C to stop.", flush=True)
-        _wait_for_signal()
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let stop() finish
         stack.stop()
-        print("stopped.")
+        print("stopped.", flush=True)
     return 0
 
 

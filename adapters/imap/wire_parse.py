@@ -131,20 +131,21 @@ STRUCTURED_CODES = frozenset(
     }
 )
 
-# One token per match: an atom (with an optional FETCH section "[...]" and partial "<...>",
-# which may contain spaces and parentheses), a parenthesis, a quoted string, a stray section,
-# or, so that nothing is silently skipped, any other single non-space byte.
+# One token per match: an atom, a parenthesis, a quoted string, or (so that nothing is
+# silently skipped) any other single non-space byte, which can only be a stray '"'.
+# Atoms may hold "]" (Dovecot sends mailbox names like "a]b" as atoms) and bracketed runs
+# with spaces and parentheses, so "BODY[HEADER.FIELDS (DATE FROM)]<0>" is one atom. A run
+# stops at the next "[" too, which keeps the scan linear on hostile input.
 _TOKEN = re.compile(
-    rb'[^\s()"\[\]]+(?:\[[^\]]*\](?:<[^>]*>)?)?'
+    rb'(?:[^\s()"\[]+|\[[^\]\[]*\]|\[)+'
     rb"|[()]"
     rb'|"[^"\\]*(?:\\.[^"\\]*)*"'
-    rb"|\[[^\]]*\](?:<[^>]*>)?"
     rb"|\S",
     re.DOTALL,
 )
 _tokens = _TOKEN.findall
 # Without these bytes, splitting on whitespace around parentheses gives the same tokens.
-_needs_regex = re.compile(rb'["\[\]]').search
+_needs_regex = re.compile(rb'["\[]').search
 # Parentheses live in the atom cache as these sentinels so one dict lookup classifies a token.
 _OPEN = Atom("(")
 _CLOSE = Atom(")")

@@ -314,7 +314,7 @@ def test_binary_raises_only_protocol_error(stream: bytes) -> None:
 
 
 # Server-side serialisation of values, to check that what was sent is what is parsed.
-_ATOM_TEXT = st.text(alphabet="abcXYZ019\\$.-:*%+/", min_size=1, max_size=8).filter(lambda s: s.upper() != "NIL")
+_ATOM_TEXT = st.text(alphabet="abcXYZ019\\$.-:*%+/]", min_size=1, max_size=8).filter(lambda s: s.upper() != "NIL")
 _SECTIONS = st.sampled_from(["BODY[HEADER.FIELDS (DATE FROM)]", "BODY[]<0>", "BINARY[1.2]", "BODY.PEEK[TEXT]<0.100>"])
 VALUES: st.SearchStrategy[Value] = st.recursive(
     st.one_of(_ATOM_TEXT.map(Atom), _SECTIONS.map(Atom), st.binary(max_size=20), st.none()),
