@@ -842,7 +842,7 @@ class DevStack:
         self.dovecot.fill_maildir(user, mailbox, count, start=start)
 
     def bridge_config_toml(self, listen_port: int) -> str:
-        return bridge_config_toml(self.ports, listen_port)
+        return bridge_config_toml(self.ports, listen_port, self.dovecot.accounts.values())
 
     def describe(self) -> str:
         rows = [
@@ -863,8 +863,15 @@ class DevStack:
         return "\n".join(out)
 
 
-def bridge_config_toml(ports: Ports, listen_port: int) -> str:
+def bridge_config_toml(
+    ports: Ports, listen_port: int, accounts: Iterable[Account] = DEMO_ACCOUNTS
+) -> str:
     """TOML config for the bridge pointing at the dev stack's servers."""
+    names = "\n".join(
+        f'{a.local} = "{a.real_name}"'
+        for a in accounts
+        if a.domain == DEFAULT_DOMAIN and a.real_name
+    )
     return f"""\
 [server]
 default_domain = "{DEFAULT_DOMAIN}"
@@ -876,6 +883,9 @@ port = {listen_port}
 [domains."{DEFAULT_DOMAIN}".imap]
 host = "127.0.0.1"
 port = {ports.imap}
+
+[domains."{DEFAULT_DOMAIN}".real_names]
+{names}
 """
 
 
