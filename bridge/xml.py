@@ -80,10 +80,6 @@ def element(
 def sub(
     parent: etree._Element, tag: str, attrs: dict[str, str] | None = None, text: str | None = None
 ) -> etree._Element:
-    child = etree.SubElement(parent, tag)
-    if attrs:
-        for key, value in attrs.items():
-            child.set(key, value)
-    if text is not None:
-        child.text = text
+    child = element(tag, attrs, text)
+    parent.append(child)
     return child

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from adapters.imap.client import ImapClient
 from adapters.imap.store import ImapMailStore
 from bridge import config
 from bridge.app import Bridge
@@ -34,18 +35,26 @@ async def test_idle_connections_are_closed(settings: config.Settings) -> None:
             await client.close()
 
 
-async def test_session_survives_an_imap_connection_drop(
-    bridge: Bridge, client: XimssClient
-) -> None:
+async def _session_imap(bridge: Bridge, client: XimssClient) -> ImapClient:
+    """Log in, then reach behind the bridge to the session's own IMAP connection."""
     session_element = await client.login("user1@example.test", "user1pass")
     session = bridge.services.sessions.get(session_element.get("urlID", ""))
     assert session is not None and isinstance(session.mail, ImapMailStore)
-    imap = await session.mail.client()
+    return await session.mail.client()
+
+
+async def test_session_survives_an_imap_connection_drop(
+    bridge: Bridge, client: XimssClient
+) -> None:
+    imap = await _session_imap(bridge, client)
     imap._writer.transport.abort()  # the server side going away, as on a Dovecot restart
     await asyncio.sleep(0.05)
     assert imap.closed
     reply = await client.call("mailboxList", {"filter": "INBOX"})
     assert [item.get("mailbox") for item in reply.of("mailbox")] == ["INBOX"]
+    assert client.session is not None
+    session = bridge.services.sessions.get(client.session.get("urlID", ""))
+    assert session is not None and isinstance(session.mail, ImapMailStore)
     assert (await session.mail.client()) is not imap
 
 
@@ -103,10 +112,7 @@ async def test_shell_sends_lines_and_prints_replies(bridge_port: int) -> None:
 async def test_imap_alert_reaches_the_client_unsolicited(
     bridge: Bridge, client: XimssClient
 ) -> None:
-    session_element = await client.login("user1@example.test", "user1pass")
-    session = bridge.services.sessions.get(session_element.get("urlID", ""))
-    assert session is not None and isinstance(session.mail, ImapMailStore)
-    imap = await session.mail.client()
+    imap = await _session_imap(bridge, client)
     # What Dovecot sends for a quota warning, fed through the engine's own parser and router.
     for response in imap._parser.feed(b"* OK [ALERT] Quota almost full\r\n"):
         imap._route(response)
