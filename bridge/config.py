@@ -36,10 +36,58 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    # PEM files; TLS (STARTTLS, the implicit-TLS port, HTTPS) is offered only when both are set.
+    cert_file: str = ""
+    key_file: str = ""
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.cert_file and self.key_file)
+
+
+@dataclass(frozen=True, slots=True)
 class TcpSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 11024
+    # Implicit-TLS XIMSS port (0 = none); needs [tls].
+    tls_port: int = 0
+    # Offer `starttls` on the plain port when [tls] is configured.
+    starttls: bool = True
+    # Refuse clear-text logins (password or PLAIN) on connections that are not encrypted.
+    require_tls_for_clear_text: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8100
+    # Serve HTTPS on this listener with the [tls] certificate.
+    tls: bool = False
+    # Origins allowed by CORS ("*" for any); empty sends no CORS headers.
+    cors_origins: tuple[str, ...] = ()
+    # Largest request body outside uploads, in bytes.
+    max_body_bytes: int = 1 << 20
+    # Largest single upload, and all uploads of one session together, in bytes.
+    max_upload_bytes: int = 32 << 20
+    max_uploads_total_bytes: int = 128 << 20
+    # Longest long-poll wait a client may ask for, in seconds.
+    max_poll_wait: float = 120.0
+    # Seconds an HTTP session may go without any request or poll before it ends.
+    session_idle_timeout: float = 1800.0
+    # Messages kept for a session whose client does not poll; past this the session ends.
+    max_pending_messages: int = 10000
+    # Seconds a client has to send a request's head and body.
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    # Live sessions of one account at once, all transports together.
+    max_per_user: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +130,10 @@ class DomainSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     tcp: TcpSettings = field(default_factory=TcpSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
 
@@ -112,7 +163,18 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError('no [domains."<name>"] section: the bridge needs at least one backend')
     if settings.domain(None) is None:
         raise ConfigError(f"default_domain {settings.server.default_domain!r} has no section")
+    _check_tls(settings)
     return settings
+
+
+def _check_tls(settings: Settings) -> None:
+    wants_tls = settings.tcp.tls_port or settings.http.tls
+    if wants_tls and not settings.tls.configured:
+        raise ConfigError("tcp.tls_port and http.tls need tls.cert_file and tls.key_file")
+    for name in ("cert_file", "key_file"):
+        path = getattr(settings.tls, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"tls.{name}: {path} is not a readable file")
 
 
 def loads(text: str) -> Settings:
@@ -174,6 +236,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table")
         return {str(k): _convert(value_type, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list")
+        (item_type, _) = typing.get_args(hint)
+        return tuple(_convert(item_type, item, f"{where}[]") for item in value)
     if origin in (types.UnionType, typing.Union):
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -193,6 +260,10 @@ def describe(settings: Settings) -> str:
         f"default domain: {settings.server.default_domain}",
         f"XIMSS TCP: {settings.tcp.host}:{settings.tcp.port}"
         + ("" if settings.tcp.enabled else " (disabled)"),
+        f"HTTP: {settings.http.host}:{settings.http.port}"
+        + (" (HTTPS)" if settings.http.tls else "")
+        + ("" if settings.http.enabled else " (disabled)"),
+        "TLS: " + ("configured" if settings.tls.configured else "not configured"),
     ]
     for name, domain in settings.domains.items():
         imap = domain.imap

@@ -31,8 +31,15 @@ Sink = Callable[[etree._Element], None]
 @dataclass(slots=True, eq=False)
 class Conversation:
     services: Services
+    # Messages that answer a request (data messages with its id, its response).
     send: Sink
     peer: str = "-"
+    # Messages that belong to no request (alerts, notify reports); None sends them with `send`.
+    push: Sink | None = None
+    # The connection is encrypted (TLS port, after starttls, HTTPS).
+    secure: bool = False
+    # The transport that carries this conversation, for logs and metrics.
+    transport: str = "tcp"
     # The target domain: set by a login-section operation's `domain` attribute.
     domain: str | None = None
     session: Session | None = None
@@ -73,6 +80,7 @@ class Conversation:
             self.send(codec.response(request.id))
         if outcome is Outcome.CLOSE:
             self.closing = True
+        # Outcome.STARTTLS is the transport's to act on after the response has been written.
         return outcome
 
     def reject(self, request_id: str | None, error: BridgeError) -> None:
@@ -94,7 +102,7 @@ class Conversation:
 
     def alert(self, text: str) -> None:
         """An unsolicited alert: sent at once, between responses, with no id."""
-        self.send(xml.element("alert", text=text))
+        (self.push or self.send)(xml.element("alert", text=text))
 
     def require_session(self) -> Session:
         if self.session is None:

@@ -24,6 +24,7 @@ class Outcome(enum.Enum):
     DONE = "send the response"
     DEFERRED = "the response comes later (SASL challenge)"
     CLOSE = "send the response, then end the connection"
+    STARTTLS = "send the response, then start TLS on the connection"
 
 
 Handler = Callable[["Conversation", "Request"], Awaitable[Outcome]]
