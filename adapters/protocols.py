@@ -111,6 +111,10 @@ class MailAuthenticator(Protocol):
         """Password login. AUTH_FAILED, BACKEND_UNAVAILABLE, TIMEOUT."""
         ...
 
+    async def probe(self) -> None:
+        """Check the server answers (readiness). BACKEND_UNAVAILABLE, TIMEOUT."""
+        ...
+
     async def begin_sasl(self, mechanism: str) -> SaslExchange:
         """Start a relayed challenge-response login. NOT_SUPPORTED, BACKEND_UNAVAILABLE."""
         ...

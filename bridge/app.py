@@ -12,6 +12,7 @@ from adapters.imap.auth import ImapAuthenticator
 from bridge.config import Settings
 from bridge.services import DomainServices, Services
 from bridge.session.registry import SessionRegistry
+from bridge.transport.http import HttpListener
 from bridge.transport.tcp import TcpListener
 
 log = logging.getLogger("bridge")
@@ -26,7 +27,7 @@ def build_services(settings: Settings) -> Services:
         )
         for name, domain in settings.domains.items()
     }
-    return Services(settings, domains, SessionRegistry())
+    return Services(settings, domains, SessionRegistry(settings.sessions.max_per_user))
 
 
 class Bridge:
@@ -36,17 +37,24 @@ class Bridge:
         self.settings = settings
         self.services = build_services(settings)
         self.tcp: TcpListener | None = None
+        self.http: HttpListener | None = None
 
     async def start(self) -> None:
         if self.settings.tcp.enabled:
             self.tcp = TcpListener(self.services, self.settings.tcp.host, self.settings.tcp.port)
             await self.tcp.start()
+        if self.settings.http.enabled:
+            http = self.settings.http
+            self.http = HttpListener(self.services, http.host, http.port)
+            await self.http.start()
 
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         if self.tcp is not None:
             await self.tcp.stop()
         for session in self.services.sessions.all():
-            await session.close()
+            await session.end()
             self.services.sessions.discard(session)
 
     async def __aenter__(self) -> Bridge:

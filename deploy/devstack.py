@@ -14,7 +14,7 @@ Must run as root (Dovecot drops to the ``vmail`` user for mail access).
 CLI::
 
     python deploy/devstack.py start [--root DIR] [--imap-port N] [--lmtp-port N] [--auth-port N]
-    python deploy/devstack.py config [--imap-port N] [--listen-port N]
+    python deploy/devstack.py config [--imap-port N] [--listen-port N] [--http-port N]
 """
 
 from __future__ import annotations
@@ -841,8 +841,10 @@ class DevStack:
     ) -> None:
         self.dovecot.fill_maildir(user, mailbox, count, start=start)
 
-    def bridge_config_toml(self, listen_port: int) -> str:
-        return bridge_config_toml(self.ports, listen_port, self.dovecot.accounts.values())
+    def bridge_config_toml(self, listen_port: int, http_port: int = 8100) -> str:
+        return bridge_config_toml(
+            self.ports, listen_port, self.dovecot.accounts.values(), http_port=http_port
+        )
 
     def describe(self) -> str:
         rows = [
@@ -864,7 +866,11 @@ class DevStack:
 
 
 def bridge_config_toml(
-    ports: Ports, listen_port: int, accounts: Iterable[Account] = DEMO_ACCOUNTS
+    ports: Ports,
+    listen_port: int,
+    accounts: Iterable[Account] = DEMO_ACCOUNTS,
+    *,
+    http_port: int = 8100,
 ) -> str:
     """TOML config for the bridge pointing at the dev stack's servers."""
     names = "\n".join(
@@ -879,6 +885,10 @@ default_domain = "{DEFAULT_DOMAIN}"
 [tcp]
 host = "127.0.0.1"
 port = {listen_port}
+
+[http]
+host = "127.0.0.1"
+port = {http_port}
 
 [domains."{DEFAULT_DOMAIN}".imap]
 host = "127.0.0.1"
@@ -903,10 +913,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lmtp-port", type=int, default=DEFAULT_PORTS.lmtp)
         p.add_argument("--auth-port", type=int, default=DEFAULT_PORTS.auth)
     p_conf.add_argument("--listen-port", type=int, default=11024)
+    p_conf.add_argument("--http-port", type=int, default=8100)
     args = parser.parse_args(argv)
     ports = Ports(imap=args.imap_port, lmtp=args.lmtp_port, auth=args.auth_port)
     if args.command == "config":
-        sys.stdout.write(bridge_config_toml(ports, args.listen_port))
+        sys.stdout.write(bridge_config_toml(ports, args.listen_port, http_port=args.http_port))
         return 0
     # SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt from here on, also while starting, so
     # whatever was started gets stopped. SIGINT too: a shell without job control starts

@@ -8,6 +8,7 @@ cd "$repo"
 bash deploy/setup.sh
 
 listen_port=${XIMSS_PORT:-11024}
+http_port=${XIMSS_HTTP_PORT:-8100}
 mkdir -p .devstack
 .venv/bin/python deploy/devstack.py start --root .devstack &
 stack_pid=$!
@@ -24,6 +25,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-.venv/bin/python deploy/devstack.py config --listen-port "$listen_port" > .devstack/bridge.toml
-echo "bridge: XIMSS on 127.0.0.1:$listen_port (config .devstack/bridge.toml)"
+.venv/bin/python deploy/devstack.py config --listen-port "$listen_port" --http-port "$http_port" \
+  > .devstack/bridge.toml
+echo "bridge: XIMSS on 127.0.0.1:$listen_port, HTTP on 127.0.0.1:$http_port (config .devstack/bridge.toml)"
 .venv/bin/ximss-bridge --config .devstack/bridge.toml serve

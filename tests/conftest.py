@@ -50,7 +50,7 @@ def stack() -> Iterator[devstack.DevStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: devstack.DevStack) -> config.Settings:
-    return config.loads(stack.bridge_config_toml(0))
+    return config.loads(stack.bridge_config_toml(0, http_port=0))
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +63,12 @@ async def bridge(settings: config.Settings) -> AsyncIterator[Bridge]:
 def bridge_port(bridge: Bridge) -> int:
     assert bridge.tcp is not None
     return bridge.tcp.port
+
+
+@pytest.fixture(scope="session")
+def http_url(bridge: Bridge) -> str:
+    assert bridge.http is not None
+    return f"http://127.0.0.1:{bridge.http.port}"
 
 
 @pytest.fixture

@@ -76,6 +76,10 @@ class ImapAuthenticator:
             raise
         return ImapMailStore(account, client, namespaces, self._settings, reconnect)
 
+    async def probe(self) -> None:
+        client = await self._connect()
+        await client.close()
+
     async def begin_sasl(self, mechanism: str) -> ImapSasl:
         if mechanism.upper() not in RELAYED_MECHANISMS:
             raise BridgeError(ErrorKind.NOT_SUPPORTED, f"SASL method {mechanism} is not supported")

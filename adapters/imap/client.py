@@ -14,6 +14,7 @@ import base64
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +31,7 @@ from adapters.imap.wire import (
     Untagged,
     encode_command,
 )
+from bridge import metrics
 from bridge.errors import BridgeError, ErrorKind
 
 log = logging.getLogger("adapters.imap")
@@ -254,6 +256,7 @@ class ImapClient:
         loop = asyncio.get_running_loop()
         item = _InFlight(tag, frozenset(w.upper() for w in wants), loop.create_future())
         segments = encode_command(tag, name, list(args), literal_plus=self.has("LITERAL+"))
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout or self._command_timeout):
                 await self._send(item, segments)
@@ -261,7 +264,14 @@ class ImapClient:
         except TimeoutError as exc:
             # A command with no reply leaves the connection in an unknown state: drop it.
             self._shutdown(errors.unavailable())
+            metrics.BACKEND_ERRORS.labels("imap", "timeout").inc()
             raise BridgeError(ErrorKind.TIMEOUT) from exc
+        except BridgeError:
+            metrics.BACKEND_ERRORS.labels("imap", "connection").inc()
+            raise
+        finally:
+            metrics.BACKEND_SECONDS.labels("imap").observe(time.perf_counter() - started)
+        metrics.BACKEND_COMMANDS.labels("imap", name, tagged.status).inc()
         if check and tagged.status != "OK":
             log.debug("IMAP %s failed: %s %s", name, tagged.status, tagged.text)
             raise errors.command_failed(

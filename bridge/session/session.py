@@ -5,9 +5,11 @@ from __future__ import annotations
 import secrets
 import string
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.protocols import MailStore
+from bridge.session.uploads import UploadSet
 
 _URL_ALPHABET = string.ascii_letters + string.digits
 
@@ -26,12 +28,25 @@ class Session:
     domain: str
     real_name: str | None
     mail: MailStore
+    uploads: UploadSet
+    transport: str = "tcp"
     url_id: str = field(default_factory=new_url_id)
     created: float = field(default_factory=time.time)
     closed: bool = False
+    # Set by the transport that carries the session: ends it from outside (KILL, killOld,
+    # shutdown) the way the transport would, closing its connection or HTTP binding too.
+    ender: Callable[[], Awaitable[None]] | None = None
 
     async def close(self) -> None:
+        """Release what the session holds; the transport calls this when it ends."""
         if self.closed:
             return
         self.closed = True
+        self.uploads.clear()
         await self.mail.close()
+
+    async def end(self) -> None:
+        """End the session from outside, through its transport when it has one."""
+        if self.ender is not None:
+            await self.ender()
+        await self.close()

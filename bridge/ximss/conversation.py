@@ -10,12 +10,13 @@ lives here.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
 
-from bridge import xml
+from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
 from bridge.session.session import Session
@@ -54,6 +55,10 @@ class Conversation:
             )
             return Outcome.DONE
         operation = OPERATIONS.get(request.name)
+        # Label only with names from the table, so clients cannot grow the metric without bound.
+        name = request.name if operation is not None else "unknown"
+        started = time.perf_counter()
+        outcome_label = "ok"
         try:
             if operation is None:
                 raise BridgeError(ErrorKind.UNKNOWN_OPERATION)
@@ -63,9 +68,11 @@ class Conversation:
                 raise BridgeError(ErrorKind.ALREADY_LOGGED_IN)
             outcome = await operation.handler(self, request)
         except BridgeError as exc:
+            outcome_label = exc.kind.value
             self.send(codec.response(request.id, exc.wire()))
             return Outcome.DONE
         except Exception:
+            outcome_label = ErrorKind.INTERNAL.value
             # The session lives on; the details go to the log, never to the wire.
             log.exception(
                 "internal error peer=%s session=%s op=%s id=%s",
@@ -76,6 +83,9 @@ class Conversation:
             )
             self.send(codec.response(request.id, BridgeError(ErrorKind.INTERNAL).wire()))
             return Outcome.DONE
+        finally:
+            metrics.REQUESTS.labels(self.transport, name, outcome_label).inc()
+            metrics.REQUEST_SECONDS.labels(name).observe(time.perf_counter() - started)
         if outcome is not Outcome.DEFERRED:
             self.send(codec.response(request.id))
         if outcome is Outcome.CLOSE:

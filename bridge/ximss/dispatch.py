@@ -20,6 +20,7 @@ OPERATIONS: dict[str, Operation] = {
     "bye": Operation(service.bye, Phase.ANY),
     "readTime": Operation(service.read_time, Phase.ANY),
     "listKnownValues": Operation(service.list_known_values, Phase.ANY),
+    "clearUploaded": Operation(service.clear_uploaded, Phase.SESSION),
     "passwordModify": Operation(login.unsupported_provisioning, Phase.SESSION),
     # Mailbox management.
     "mailboxList": Operation(mailbox.mailbox_list, Phase.SESSION),

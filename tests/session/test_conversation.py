@@ -91,6 +91,9 @@ class MemoryAuth:
             raise BridgeError(ErrorKind.AUTH_FAILED)
         return MemoryStore(username)
 
+    async def probe(self) -> None:
+        return None
+
     async def begin_sasl(self, mechanism: str) -> MemoryChallenge:
         return MemoryChallenge()
 

@@ -8,11 +8,12 @@ import binascii
 from typing import TYPE_CHECKING
 
 from adapters.protocols import MailStore
-from bridge import xml
+from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
+from bridge.session.uploads import UploadSet
 from bridge.ximss import codec
-from bridge.ximss.ops.base import Outcome, PendingSasl
+from bridge.ximss.ops.base import Handler, Outcome, PendingSasl
 
 if TYPE_CHECKING:
     from bridge.ximss.codec import Request
@@ -48,6 +49,20 @@ def split_account(user: str, domain: str) -> tuple[str, str]:
     return name.lower(), user_domain.lower()
 
 
+def counted(handler: Handler) -> Handler:
+    """Count login failures by kind (successes are counted where the session opens)."""
+
+    async def wrapper(conv: Conversation, request: Request) -> Outcome:
+        try:
+            return await handler(conv, request)
+        except BridgeError as exc:
+            metrics.LOGINS.labels(conv.transport, exc.kind.value).inc()
+            raise
+
+    return wrapper
+
+
+@counted
 async def login(conv: Conversation, request: Request) -> Outcome:
     domain = _target_domain(conv, request)
     method = (request.get("method") or CLEAR_TEXT).upper()
@@ -84,6 +99,7 @@ async def login(conv: Conversation, request: Request) -> Outcome:
     return Outcome.DEFERRED
 
 
+@counted
 async def auth(conv: Conversation, request: Request) -> Outcome:
     """The client's answer to a challenge; the deferred login's response is sent now."""
     pending = conv.pending_sasl.pop(_id(request), None)
@@ -100,7 +116,7 @@ async def auth(conv: Conversation, request: Request) -> Outcome:
         raise
     # CRAM-MD5's response is "<user> <digest>": the user is what the server just verified.
     user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
-    _open_session(conv, request, store, user, pending.domain)
+    await open_session(conv, request, store, user, pending.domain)
     return Outcome.DONE
 
 
@@ -143,22 +159,33 @@ async def _password_login(
         authz_name, authz_domain = split_account(authzid, backend.name)
         authz = f"{authz_name}@{authz_domain}"
     store = await backend.mail.login(account, password, authz)
-    _open_session(conv, request, store, authz or account, backend.name)
+    await open_session(conv, request, store, authz or account, backend.name)
 
 
-def _open_session(
+async def open_session(
     conv: Conversation, request: Request, store: MailStore, user: str, domain: str
 ) -> None:
+    """Register the session the backend just authenticated and send the `session` message."""
     name, user_domain = split_account(user, domain)
     backend = conv.services.domain(user_domain)
+    account = f"{name}@{backend.name}"
+    try:
+        await conv.services.sessions.make_room(account, kill_old=request.flag("killOld"))
+    except BaseException:
+        await store.close()
+        raise
+    http = conv.services.settings.http
     session = Session(
-        account=f"{name}@{backend.name}",
+        account=account,
         domain=backend.name,
         real_name=backend.settings.real_names.get(name),
         mail=store,
+        uploads=UploadSet(http.max_upload_bytes, http.max_uploads_total_bytes),
+        transport=conv.transport,
     )
     conv.session = session
     conv.services.sessions.add(session)
+    metrics.LOGINS.labels(conv.transport, "ok").inc()
     store.on_alert(conv.alert)
     conv.send(
         codec.data(

@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from bridge import xml
+from bridge.errors import BridgeError, ErrorKind
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
 
@@ -73,4 +74,15 @@ async def list_known_values(conv: Conversation, request: Request) -> Outcome:
     for charset in KNOWN_CHARSETS:
         xml.sub(known, "charset", {"name": charset})
     conv.send(known)
+    return Outcome.DONE
+
+
+async def clear_uploaded(conv: Conversation, request: Request) -> Outcome:
+    """Remove one file (uploadID) or every file from the session's uploaded file set."""
+    uploads = conv.require_session().uploads
+    upload_id = request.get("uploadID")
+    if upload_id is None:
+        uploads.clear()
+    elif not uploads.remove(upload_id):
+        raise BridgeError(ErrorKind.NOT_FOUND, "unknown uploadID")
     return Outcome.DONE

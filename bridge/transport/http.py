@@ -1,0 +1,187 @@
+"""The HTTP listener: XIMSS HTTP binding, WebSocket, health and metrics on one port.
+
+Paths are matched case-insensitively by our own small table (clients send `/XIMSSLogin/` and
+`/ximsslogin/` alike), and every session URL answers HTTP 550 once its session is unknown or ended,
+which is how XIMSS HTTP clients learn to log in again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bridge import metrics
+from bridge.errors import BridgeError, ErrorKind
+from bridge.services import Services
+from bridge.transport import http_login, http_session, websocket
+from bridge.transport.http_binding import HttpState
+from bridge.transport.http_common import HttpContext, xml_response
+
+log = logging.getLogger("bridge.http")
+
+Handler = Callable[[HttpContext, web.Request, list[str]], Awaitable[web.StreamResponse]]
+
+
+async def healthz(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
+    return web.Response(text="ok\n")
+
+
+async def readyz(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
+    try:
+        async with asyncio.timeout(5):
+            await ctx.services.domain(None).mail.probe()
+    except (BridgeError, TimeoutError):
+        return web.Response(status=503, text="not ready: mail backend unreachable\n")
+    return web.Response(text="ready\n")
+
+
+async def metrics_endpoint(
+    ctx: HttpContext, request: web.Request, rest: list[str]
+) -> web.StreamResponse:
+    return web.Response(
+        body=metrics.exposition(), content_type="text/plain", charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )  # fmt: skip
+
+
+# First path segment, lower-cased -> handler and the endpoint label for metrics.
+ROUTES: dict[str, tuple[Handler, str]] = {
+    "ximsslogin": (http_login.handle, "login"),
+    "session": (http_session.handle, "session"),
+    "ximss": (websocket.handle, "websocket"),
+    "healthz": (healthz, "health"),
+    "readyz": (readyz, "health"),
+    "metrics": (metrics_endpoint, "metrics"),
+}
+
+
+class HttpListener:
+    def __init__(
+        self, services: Services, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.services = services
+        self.state = HttpState(services)
+        self.ctx = HttpContext(services, self.state)
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._runner is not None
+        for address in self._runner.addresses:
+            return int(address[1])
+        raise RuntimeError("not listening")
+
+    def _app(self) -> web.Application:
+        settings = self.services.settings.http
+        # aiohttp's own cap is the larger of the two limits; each endpoint enforces its own.
+        app = web.Application(
+            client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes) + 65536,
+            middlewares=[self._middleware],
+        )
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        endpoint = _endpoint(request.path)
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = exc
+            except BridgeError as exc:
+                response = xml_response(None, exc, status=_status_for(exc))
+        self._cors(request, response)
+        metrics.HTTP_REQUESTS.labels(endpoint, str(response.status)).inc()
+        log.debug("%s %s -> %d in %.1f ms", request.method, endpoint, response.status,
+                  (time.perf_counter() - started) * 1000)  # fmt: skip
+        return response
+
+    def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        allowed = self.services.settings.http.cors_origins
+        origin = request.headers.get("Origin")
+        if not allowed or origin is None or response.prepared:
+            return
+        if "*" in allowed or origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                request.headers.get("Access-Control-Request-Headers")
+                or "Content-Type, Authorization"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [part for part in request.path.split("/") if part]
+        head = parts[0].lower() if parts else ""
+        route = ROUTES.get(head)
+        if route is None:
+            raise web.HTTPNotFound(text="not found\n")
+        return await route[0](self.ctx, request, parts[1:])
+
+    async def start(self) -> None:
+        settings = self.services.settings.http
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False,
+            keepalive_timeout=settings.read_timeout,
+        )  # fmt: skip
+        await self._runner.setup()
+        self._site = web.TCPSite(
+            self._runner, self._host, self._port, ssl_context=self._ssl,
+            reuse_address=True, backlog=512,
+        )  # fmt: skip
+        await self._site.start()
+        self.state.start()
+        log.info("HTTP listening on %s:%d%s", self._host, self.port, " (TLS)" if self._ssl else "")
+
+    async def stop(self) -> None:
+        await self.state.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def _endpoint(path: str) -> str:
+    parts = [part for part in path.split("/") if part]
+    head = parts[0].lower() if parts else ""
+    route = ROUTES.get(head)
+    if route is None:
+        return "other"
+    if head == "session" and len(parts) >= 3:
+        return (
+            f"session/{parts[2].lower()}" if parts[2].lower() in http_session.ACTIONS else "session"
+        )
+    return route[1]
+
+
+# Failures outside a session's XML conversation, as HTTP statuses.
+STATUS_BY_KIND: dict[ErrorKind, int] = {
+    ErrorKind.AUTH_FAILED: 401,
+    ErrorKind.BAD_REQUEST: 400,
+    ErrorKind.LIMIT: 413,
+    ErrorKind.UNKNOWN_DOMAIN: 404,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.PERMISSION: 403,
+    ErrorKind.NOT_SUPPORTED: 501,
+    ErrorKind.BACKEND_UNAVAILABLE: 503,
+    ErrorKind.TIMEOUT: 504,
+}
+
+
+def _status_for(error: BridgeError) -> int:
+    return STATUS_BY_KIND.get(error.kind, 500)

@@ -1,0 +1,139 @@
+"""`/Session/<urlID>/...`: batches (sync, async), the long poll, KILL, uploads and downloads.
+
+Every URL answers HTTP 550 when the session is unknown or has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.session import Session
+from bridge.session.uploads import Upload, discard_file
+from bridge.transport.http_binding import HttpBinding
+from bridge.transport.http_common import HttpContext, read_body, session_gone, xml_response
+from bridge.ximss.batch import parse_batch
+
+log = logging.getLogger("bridge.http")
+
+ACTIONS = ("", "get", "sync", "async", "kill", "upload", "mime")
+UPLOAD_FIELD = "fileData"
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
+    if not rest:
+        return session_gone()
+    url_id, action = rest[0], (rest[1].lower() if len(rest) > 1 else "")
+    if action in ("upload", "mime", "kill"):
+        # These work for a session of any transport: the urlID is the session's HTTP handle.
+        session = ctx.services.sessions.get(url_id)
+        if session is None:
+            return session_gone()
+        if action == "upload":
+            return await _upload(ctx, request, session, rest[2:])
+        if action == "kill":
+            await session.end()
+            ctx.services.sessions.discard(session)
+            return xml_response(None)
+        return _download(session, rest[2:])
+    binding = ctx.state.get(url_id)
+    if binding is None or action not in ACTIONS:
+        return session_gone() if binding is None else web.Response(status=404, text="not found\n")
+    binding.touch()
+    if action in ("", "get"):
+        return await _poll(ctx, request, binding)
+    return await _batch(ctx, request, binding, background=action == "async")
+
+
+async def _batch(
+    ctx: HttpContext, request: web.Request, binding: HttpBinding, *, background: bool
+) -> web.StreamResponse:
+    settings = ctx.services.settings
+    body = await read_body(request, settings.http.max_body_bytes, settings.http.read_timeout)
+    batch = parse_batch(body, settings.limits.max_xml_depth)
+    if background:
+        binding.run_async(batch.requests, batch.error)
+        return xml_response(None)
+    messages = await binding.run_batch(batch.requests, batch.error)
+    if binding.ended:
+        await ctx.state.end(binding)  # a bye in the batch: answered here, then the session ends
+    return xml_response(messages)
+
+
+async def _poll(ctx: HttpContext, request: web.Request, binding: HttpBinding) -> web.Response:
+    ack = _number(request.query.get("ackSeq"))
+    wait = _number(request.query.get("maxWait"))
+    max_wait = min(float(wait or 0), ctx.services.settings.http.max_poll_wait)
+    binding.polling += 1
+    try:
+        reply = await binding.outbox.poll(ack, max_wait)
+    finally:
+        binding.polling -= 1
+        binding.touch()
+    if binding.ended and reply is None:
+        return session_gone()
+    if reply is None:
+        return xml_response(None)
+    return xml_response([reply.payload], resp_seq=reply.seq)
+
+
+def _number(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return max(0, int(text))
+    except ValueError as exc:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "not a number") from exc
+
+
+async def _upload(
+    ctx: HttpContext, request: web.Request, session: Session, rest: list[str]
+) -> web.StreamResponse:
+    """Multipart POST; the `fileData` part is streamed to disk within the upload limits."""
+    if request.method != "POST" or not rest or not _UPLOAD_ID.match(rest[0]):
+        raise BridgeError(ErrorKind.BAD_REQUEST, "POST a multipart body to UPLOAD/<uploadID>")
+    upload_id = rest[0]
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as exc:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "multipart/form-data expected") from exc
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == UPLOAD_FIELD:
+            upload = await _spool(session, upload_id, part)
+            session.uploads.commit(upload)
+            return xml_response(None)
+        await part.release()
+    raise BridgeError(ErrorKind.BAD_REQUEST, f"no {UPLOAD_FIELD} part")
+
+
+async def _spool(session: Session, upload_id: str, part: BodyPartReader) -> Upload:
+    uploads = session.uploads
+    spool = uploads.start()
+    size = 0
+    try:
+        with spool:
+            while chunk := await part.read_chunk(65536):
+                size += len(chunk)
+                uploads.check(size, replacing=upload_id)
+                spool.write(chunk)
+    except BaseException:
+        discard_file(spool.name)
+        raise
+    content_type = part.headers.get("Content-Type", "application/octet-stream")
+    file_name = Path(part.filename or upload_id).name
+    return Upload(upload_id, file_name, content_type, size, Path(spool.name))
+
+
+def _download(session: Session, rest: list[str]) -> web.StreamResponse:
+    """MIME/<folder>/<UID>-P.txt and MIME/<folder>/<UID>-<part>-B/<name> read a message of a
+    folder open in this session; no folder can be open before folder views exist."""
+    del session
+    with contextlib.suppress(IndexError):
+        log.debug("download of %s refused: folder not open", rest[0])
+    return web.Response(status=404, text="the folder is not open in this session\n")

@@ -1,0 +1,83 @@
+"""XIMSS over WebSocket at `/ximss`: one XIMSS message per text frame, both ways.
+
+Not in CommuniGate's documentation; what a browser client wants. The conversation, ordering and
+limits are those of the TCP binding: requests are processed one at a time in arrival order, and a
+client that does not read its replies is disconnected once the output queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSMsgType, web
+from lxml import etree
+
+from bridge.errors import BridgeError, ErrorKind
+from bridge.transport.http_common import HttpContext
+from bridge.ximss import codec
+from bridge.ximss.conversation import Conversation
+from bridge.ximss.ops.base import Outcome
+
+log = logging.getLogger("bridge.ws")
+
+
+async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
+    limits = ctx.services.settings.limits
+    ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=60)
+    if not ws.can_prepare(request).ok:
+        return web.Response(status=426, text="WebSocket upgrade required\n")
+    await ws.prepare(request)
+    output: asyncio.Queue[str | None] = asyncio.Queue(limits.output_queue)
+    slow = False
+
+    def send(message: etree._Element) -> None:
+        nonlocal slow
+        try:
+            output.put_nowait(codec.encode(message).decode("utf-8"))
+        except asyncio.QueueFull:
+            slow = True
+
+    conversation = Conversation(ctx.services, send, peer=request.remote or "-", transport="ws",
+                                secure=request.secure)  # fmt: skip
+
+    async def writer() -> None:
+        while (text := await output.get()) is not None:
+            await ws.send_str(text)
+
+    writing = asyncio.create_task(writer(), name="ws-writer")
+    try:
+        while not conversation.closing and not slow:
+            timeout = limits.idle_timeout if conversation.session else limits.login_timeout
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await ws.receive()
+            except TimeoutError:
+                break
+            if message.type != WSMsgType.TEXT:
+                if message.type == WSMsgType.BINARY:
+                    conversation.reject(
+                        None, BridgeError(ErrorKind.BAD_REQUEST, "text frames only")
+                    )
+                    continue
+                break
+            try:
+                request_ = codec.decode(message.data.encode("utf-8"), limits.max_xml_depth)
+            except BridgeError as exc:
+                conversation.reject(None, exc)
+                continue
+            if await conversation.handle(request_) is Outcome.CLOSE:
+                break
+        with contextlib.suppress(asyncio.QueueFull):
+            output.put_nowait(None)
+        if not slow:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(writing)
+    finally:
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        await conversation.close()
+        await ws.close()
+    return ws
