@@ -102,7 +102,8 @@ class HttpListener:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
-                response = exc
+                # Returned, not raised, so the CORS headers and metrics below apply to it too.
+                response = web.Response(status=exc.status, reason=exc.reason, text=exc.text)
             except BridgeError as exc:
                 response = xml_response(None, exc, status=_status_for(exc))
         self._cors(request, response)
