@@ -14,6 +14,7 @@ set -euo pipefail
 APT_PACKAGES=(
     dovecot-imapd   # IMAP (pulls dovecot-core)
     dovecot-lmtpd   # LMTP delivery, for Postfix
+    chromium        # headless browser check of the HTTP binding (tests/e2e/test_browser.py)
     # postfix
     # kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3
     # redis-server
