@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bridge import config
 from bridge.app import configure_logging, install_event_loop_policy, serve
+from bridge.transport.tls import server_context
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_shell(args.host, args.port))
     try:
         settings = config.load(args.config)
+    except config.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if settings.tls.configured:
+            server_context(settings.tls)  # loads the certificate and key: fail here, clearly
     except config.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -9,11 +9,12 @@ import signal
 import sys
 
 from adapters.imap.auth import ImapAuthenticator
-from bridge.config import Settings
+from bridge.config import ConfigError, Settings
 from bridge.services import DomainServices, Services
 from bridge.session.registry import SessionRegistry
 from bridge.transport.http import HttpListener
 from bridge.transport.tcp import TcpListener
+from bridge.transport.tls import server_context
 
 log = logging.getLogger("bridge")
 
@@ -36,16 +37,30 @@ class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services = build_services(settings)
+        # Loaded before any listener starts, so a bad certificate stops start-up with a clear
+        # message; every TLS listener (and HTTPS) shares it.
+        self.tls_context = server_context(settings.tls) if settings.tls.configured else None
+        if settings.tcp.tls_port and self.tls_context is None:
+            raise ConfigError("tcp.tls_port needs tls.cert_file and tls.key_file")
         self.tcp: TcpListener | None = None
+        self.tcp_tls: TcpListener | None = None
         self.http: HttpListener | None = None
 
     async def start(self) -> None:
         if self.settings.tcp.enabled:
-            self.tcp = TcpListener(self.services, self.settings.tcp.host, self.settings.tcp.port)
+            tcp = self.settings.tcp
+            starttls = self.tls_context if tcp.starttls else None
+            self.tcp = TcpListener(self.services, tcp.host, tcp.port, starttls=starttls)
             await self.tcp.start()
+            if tcp.tls_port:
+                self.tcp_tls = TcpListener(
+                    self.services, tcp.host, tcp.tls_port, tls=self.tls_context
+                )
+                await self.tcp_tls.start()
         if self.settings.http.enabled:
             http = self.settings.http
-            self.http = HttpListener(self.services, http.host, http.port)
+            https = self.tls_context if http.tls else None
+            self.http = HttpListener(self.services, http.host, http.port, https)
             await self.http.start()
 
     async def stop(self) -> None:
@@ -53,6 +68,8 @@ class Bridge:
             await self.http.stop()
         if self.tcp is not None:
             await self.tcp.stop()
+        if self.tcp_tls is not None:
+            await self.tcp_tls.stop()
         for session in self.services.sessions.all():
             await session.end()
             self.services.sessions.discard(session)

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 from lxml import etree
 
@@ -63,8 +64,11 @@ class XimssClient:
         self.session: etree._Element | None = None
 
     @classmethod
-    async def connect(cls, host: str, port: int, max_frame: int = 64 << 20) -> XimssClient:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connect(
+        cls, host: str, port: int, max_frame: int = 64 << 20, *, ssl: SSLContext | None = None
+    ) -> XimssClient:
+        """A connection, encrypted from the start when `ssl` is given (the implicit-TLS port)."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl)
         return cls(reader, writer, max_frame)
 
     async def _read_loop(self) -> None:
@@ -137,6 +141,18 @@ class XimssClient:
         reply = await self.call("login", {"authData": user, "password": password})
         self.session = reply.of("session")[0]
         return self.session
+
+    async def starttls(self, context: SSLContext, server_hostname: str | None = None) -> Reply:
+        """`starttls`, then the TLS handshake on this connection; raises XimssError when refused.
+
+        The read loop goes on across the upgrade: the bridge sends nothing between its response
+        and the handshake, and afterwards the stream hands it decrypted bytes.
+        """
+        reply = await self.call("starttls")
+        if server_hostname is None:
+            server_hostname = str(self._writer.get_extra_info("peername")[0])
+        await self._writer.start_tls(context, server_hostname=server_hostname)
+        return reply
 
     async def unsolicited(self, timeout: float = 5.0) -> etree._Element:
         async with asyncio.timeout(timeout):

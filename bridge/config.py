@@ -67,6 +67,8 @@ class HttpSettings:
     port: int = 8100
     # Serve HTTPS on this listener with the [tls] certificate.
     tls: bool = False
+    # Refuse password logins (GET/POST parameters, Basic, XML login) over plain HTTP and ws.
+    require_tls_for_clear_text: bool = False
     # Origins allowed by CORS ("*" for any); empty sends no CORS headers.
     cors_origins: tuple[str, ...] = ()
     # Largest request body outside uploads, in bytes.
@@ -259,6 +261,8 @@ def describe(settings: Settings) -> str:
     lines = [
         f"default domain: {settings.server.default_domain}",
         f"XIMSS TCP: {settings.tcp.host}:{settings.tcp.port}"
+        + (f", TLS port {settings.tcp.tls_port}" if settings.tcp.tls_port else "")
+        + (", STARTTLS" if settings.tcp.starttls and settings.tls.configured else "")
         + ("" if settings.tcp.enabled else " (disabled)"),
         f"HTTP: {settings.http.host}:{settings.http.port}"
         + (" (HTTPS)" if settings.http.tls else "")

@@ -4,6 +4,11 @@ Per connection three tasks run in one TaskGroup: the reader deframes and queues 
 queue's bound is the pipeline depth, so a client that sends faster than we answer stops being read),
 the processor hands them one at a time to the Conversation, and the writer drains the bounded
 output queue (a client that does not read its replies is disconnected, never buffered without end).
+
+TLS comes two ways: a listener with an SSL context (the implicit-TLS port), and `starttls` on the
+plain port. For `starttls` the processor stops the reader and the writer, throws away every byte
+the client sent after the request, and runs the handshake on the same socket before both restart:
+bytes that arrived in clear text must never be taken as if they came over TLS (CVE-2011-0411).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
+import ssl
+from typing import Any, Final, cast
 
 from lxml import etree
 
@@ -22,6 +28,7 @@ from bridge.transport.tasks import TaskSet
 from bridge.ximss import codec
 from bridge.ximss.conversation import Conversation
 from bridge.ximss.framing import FrameDecoder, FrameTooLarge, encode_frame
+from bridge.ximss.ops.base import Outcome
 
 log = logging.getLogger("bridge.tcp")
 
@@ -39,6 +46,9 @@ class XimssConnection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         services: Services,
+        *,
+        secure: bool = False,
+        starttls: ssl.SSLContext | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
@@ -47,8 +57,13 @@ class XimssConnection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
         self._requests: asyncio.Queue[bytes] = asyncio.Queue(self._limits.pipeline_depth)
         self._output: asyncio.Queue[bytes | None] = asyncio.Queue(self._limits.output_queue)
-        self.conversation = Conversation(services, self._send, peer=self.peer)
+        self.conversation = Conversation(services, self._send, peer=self.peer, secure=secure)
+        self.conversation.starttls_offered = starttls is not None and not secure
+        self._starttls = starttls
         self._slow = False
+        self._group: asyncio.TaskGroup | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._write_task: asyncio.Task[None] | None = None
 
     def _send(self, message: etree._Element) -> None:
         if self._slow:
@@ -62,15 +77,17 @@ class XimssConnection:
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as group:
-                reader = group.create_task(self._read_loop(), name=f"ximss-read {self.peer}")
-                writer = group.create_task(self._write_loop(), name=f"ximss-write {self.peer}")
+                self._group = group
+                self._start_io()
                 await self._process_loop()
-                reader.cancel()
+                assert self._read_task is not None
+                self._read_task.cancel()
                 try:
                     self._output.put_nowait(None)  # flush what is queued, then stop
                 except asyncio.QueueFull:
-                    writer.cancel()
-        except* (ConnectionError, SlowClient):
+                    assert self._write_task is not None
+                    self._write_task.cancel()
+        except* (OSError, SlowClient):
             pass
         finally:
             await self.conversation.close()
@@ -78,12 +95,24 @@ class XimssConnection:
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
 
+    async def _end_from_outside(self) -> None:
+        """KILL, killOld or shutdown: closing the socket ends the reader, then everything."""
+        self.conversation.closing = True
+        self._writer.close()
+
+    def _start_io(self) -> None:
+        assert self._group is not None
+        self._read_task = self._group.create_task(self._read_loop(), name=f"ximss-read {self.peer}")
+        self._write_task = self._group.create_task(
+            self._write_loop(), name=f"ximss-write {self.peer}"
+        )
+
     async def _read_loop(self) -> None:
         decoder = FrameDecoder(self._limits.max_frame_bytes)
         while True:
             try:
                 chunk = await self._reader.read(READ_CHUNK)
-            except ConnectionError:
+            except OSError:  # a reset, or a broken TLS record
                 chunk = _EOF
             if not chunk:
                 await self._requests.put(_EOF)
@@ -118,7 +147,63 @@ class XimssConnection:
             except BridgeError as exc:
                 self.conversation.reject(None, exc)
                 continue
-            await self.conversation.handle(request)
+            outcome = await self.conversation.handle(request)
+            session = self.conversation.session
+            if session is not None and session.ender is None:
+                session.ender = self._end_from_outside
+            if outcome is Outcome.STARTTLS and not await self._start_tls():
+                return
+
+    async def _start_tls(self) -> bool:
+        """Upgrade this connection in place after a positive `starttls` response; False when the
+        connection cannot go on (the handshake failed)."""
+        assert self._starttls is not None  # the conversation offers starttls only with a context
+        assert self._read_task is not None and self._write_task is not None
+        # Stop taking bytes off the socket first: whatever is still in the kernel then reaches
+        # the TLS layer, where clear text can only fail the handshake.
+        cast(asyncio.ReadTransport, self._writer.transport).pause_reading()
+        self._read_task.cancel()
+        await asyncio.wait([self._read_task])
+        # The positive response goes out in clear text, before the handshake.
+        await self._output.put(None)
+        await asyncio.wait([self._write_task])
+        if self._slow or self._write_task.cancelled() or self._write_task.exception():
+            return False  # the task group reports the writer's error
+        discarded = self._discard_clear_text()
+        if discarded:
+            log.warning(
+                "peer=%s %d bytes sent after starttls, before the handshake, discarded",
+                self.peer,
+                discarded,
+            )
+        try:
+            await self._writer.start_tls(
+                self._starttls, ssl_handshake_timeout=self._limits.login_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            # Handshake failures are the client's (wrong protocol, no shared cipher, gone away).
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            log.info("peer=%s TLS handshake failed (%s), closing", self.peer, reason)
+            return False
+        self.conversation.tls_started()
+        self._start_io()
+        return True
+
+    def _discard_clear_text(self) -> int:
+        """Drop every byte received before the handshake and not yet processed: queued requests,
+        the reader's half frame (it lived in the cancelled read task), and the stream's buffer."""
+        size = 0
+        while not self._requests.empty():
+            size += len(self._requests.get_nowait())
+        # StreamReader has no public call to drop what it holds (python/cpython#118642), and
+        # start_tls() would either hand it to us later as if it had been decrypted (3.11) or feed
+        # it to the TLS layer (newer versions, python/cpython#142352). Fail closed if that changes.
+        buffer: Any = getattr(self._reader, "_buffer", None)
+        if not isinstance(buffer, bytearray):
+            raise RuntimeError("cannot discard the stream's buffered clear text before starttls")
+        size += len(buffer)
+        buffer.clear()
+        return size
 
     async def _write_loop(self) -> None:
         while True:
@@ -141,14 +226,28 @@ class XimssConnection:
 
 
 class TcpListener:
-    """The XIMSS TCP server: accepts connections and runs each as a named, tracked task."""
+    """The XIMSS TCP server: accepts connections and runs each as a named, tracked task.
 
-    def __init__(self, services: Services, host: str, port: int) -> None:
+    With `tls` every connection is encrypted from the first byte (the implicit-TLS port); with
+    `starttls` plain connections may upgrade themselves.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        starttls: ssl.SSLContext | None = None,
+    ) -> None:
         self._services = services
         self._host = host
         self._port = port
+        self._tls = tls
+        self._starttls = None if tls is not None else starttls
         self._server: asyncio.Server | None = None
-        self._connections = TaskSet("ximss-tcp")
+        self._connections = TaskSet("ximss-tls" if tls is not None else "ximss-tcp")
 
     @property
     def port(self) -> int:
@@ -162,9 +261,19 @@ class TcpListener:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=READ_CHUNK, reuse_address=True
+            self._accept,
+            self._host,
+            self._port,
+            limit=READ_CHUNK,
+            reuse_address=True,
+            ssl=self._tls,
+            # A handshake is part of logging in: it gets the same time limit.
+            ssl_handshake_timeout=(
+                self._services.settings.limits.login_timeout if self._tls else None
+            ),
         )
-        log.info("XIMSS TCP listening on %s:%d", self._host, self.port)
+        kind = "TLS" if self._tls else ("TCP, STARTTLS" if self._starttls else "TCP")
+        log.info("XIMSS %s listening on %s:%d", kind, self._host, self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._connections) >= self._services.settings.limits.max_connections:
@@ -173,7 +282,13 @@ class TcpListener:
             return
         # Run the connection as a task of ours, not asyncio's callback task: cancelling that one
         # at shutdown makes Python 3.11's stream protocol log a spurious CancelledError.
-        connection = XimssConnection(reader, writer, self._services)
+        connection = XimssConnection(
+            reader,
+            writer,
+            self._services,
+            secure=self._tls is not None,
+            starttls=self._starttls,
+        )
         self._connections.spawn(connection.run(), connection.peer)
 
     async def stop(self) -> None:

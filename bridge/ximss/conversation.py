@@ -39,6 +39,8 @@ class Conversation:
     push: Sink | None = None
     # The connection is encrypted (TLS port, after starttls, HTTPS).
     secure: bool = False
+    # The transport can upgrade this connection in place: `starttls` is offered.
+    starttls_offered: bool = False
     # The transport that carries this conversation, for logs and metrics.
     transport: str = "tcp"
     # The target domain: set by a login-section operation's `domain` attribute.
@@ -113,6 +115,14 @@ class Conversation:
     def alert(self, text: str) -> None:
         """An unsolicited alert: sent at once, between responses, with no id."""
         (self.push or self.send)(xml.element("alert", text=text))
+
+    def tls_started(self) -> None:
+        """The transport has upgraded the connection to TLS. What the client said before is not
+        trusted (anyone on the path could have said it), so the target domain it chose is
+        forgotten; `starttls` is refused while a login waits, so no login state carries over."""
+        self.secure = True
+        self.starttls_offered = False
+        self.domain = None
 
     def require_session(self) -> Session:
         if self.session is None:

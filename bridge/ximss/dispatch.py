@@ -11,6 +11,7 @@ from bridge.ximss.ops.base import Operation, Phase
 OPERATIONS: dict[str, Operation] = {
     # Login section: before login only (XIMSS "Login Operations").
     "listFeatures": Operation(login.list_features, Phase.PRELOGIN),
+    "starttls": Operation(login.starttls, Phase.PRELOGIN),
     "login": Operation(login.login, Phase.PRELOGIN),
     "auth": Operation(login.auth, Phase.PRELOGIN),
     "signup": Operation(login.unsupported_provisioning, Phase.PRELOGIN),

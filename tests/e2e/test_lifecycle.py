@@ -120,3 +120,18 @@ async def test_imap_alert_reaches_the_client_unsolicited(
     assert alert.tag == "alert" and alert.text == "Quota almost full"
     assert alert.get("id") is None
     assert (await client.call("noop")).ok
+
+
+async def test_kill_over_http_closes_a_tcp_session(bridge: Bridge, http_url: str) -> None:
+    from tests.e2e.httpcheck import curl
+
+    client = await XimssClient.connect("127.0.0.1", bridge.tcp.port if bridge.tcp else 0)
+    try:
+        session_element = await client.login("user1@example.test", "user1pass")
+        url_id = session_element.get("urlID", "")
+        assert (await curl(f"{http_url}/Session/{url_id}/KILL")).status == 200
+        async with asyncio.timeout(5):
+            await client.closed.wait()
+        assert bridge.services.sessions.get(url_id) is None
+    finally:
+        await client.close()

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from bridge.ximss.conversation import Conversation
 
 CLEAR_TEXT = ""
+# Methods that carry the password itself: require_tls_for_clear_text keeps them off plain text.
+CLEAR_TEXT_METHODS = (CLEAR_TEXT, "PLAIN")
 
 
 def _target_domain(conv: Conversation, request: Request) -> str:
@@ -35,10 +37,40 @@ async def list_features(conv: Conversation, request: Request) -> Outcome:
     features = codec.data("features", request.id)
     xml.sub(features, "domain", text=domain.name)
     for mechanism in domain.mail.sasl_mechanisms:
+        if mechanism in CLEAR_TEXT_METHODS and not clear_text_allowed(conv):
+            continue
         xml.sub(features, "sasl", text=mechanism)
+    if conv.starttls_offered and not conv.secure:
+        xml.sub(features, "starttls")
     xml.sub(features, "language", text=conv.services.settings.server.language)
     conv.send(features)
     return Outcome.DONE
+
+
+async def starttls(conv: Conversation, request: Request) -> Outcome:
+    """A positive response, after which the transport runs the TLS handshake on the connection.
+
+    The `domain` attribute is accepted and ignored: there is one certificate to offer, and the
+    upgrade forgets the target domain anyway (`Conversation.tls_started`).
+    """
+    if conv.secure:
+        raise BridgeError(ErrorKind.NOT_SUPPORTED, "the connection is already encrypted")
+    if not conv.starttls_offered:
+        raise BridgeError(ErrorKind.NOT_SUPPORTED, "starttls is not offered on this connection")
+    if conv.pending_sasl:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "a login is waiting for its auth answer")
+    return Outcome.STARTTLS
+
+
+def clear_text_allowed(conv: Conversation) -> bool:
+    """Whether a password may be sent on this conversation: each listener has its own setting
+    (the WebSocket binding lives on the HTTP listener)."""
+    if conv.secure:
+        return True
+    settings = conv.services.settings
+    if conv.transport == "tcp":
+        return not settings.tcp.require_tls_for_clear_text
+    return not settings.http.require_tls_for_clear_text
 
 
 def split_account(user: str, domain: str) -> tuple[str, str]:
@@ -66,6 +98,8 @@ def counted(handler: Handler) -> Handler:
 async def login(conv: Conversation, request: Request) -> Outcome:
     domain = _target_domain(conv, request)
     method = (request.get("method") or CLEAR_TEXT).upper()
+    if method in CLEAR_TEXT_METHODS and not clear_text_allowed(conv):
+        raise BridgeError(ErrorKind.PERMISSION, "clear-text login requires TLS")
     if method == CLEAR_TEXT:
         user = request.get("authData") or request.get("userName") or ""
         password = request.get("password")
