@@ -8,8 +8,9 @@ mailboxes. Each adapter maps to its server's own naming. Every method raises onl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -26,6 +27,104 @@ class MailboxInfo:
     uidnext: int | None = None
     unseen: int | None = None
     size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    unseen: int
+    # 0 when the server has no CONDSTORE.
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ViewQuery:
+    """Which messages a folder shows and in which order, in backend-neutral terms."""
+
+    # A XIMSS sort field (Date, From, Subject, SIZE, INTERNALDATE, UID, X-Mailer...); None keeps
+    # mailbox order (ascending UID).
+    sort_field: str | None = None
+    descending: bool = False
+    # Flags (IMAP names) a message must have, and must not have.
+    flags_set: tuple[str, ...] = ()
+    flags_unset: tuple[str, ...] = ()
+    # Text to look for: in one header field, in the body ("body"), or anywhere (None).
+    text: str | None = None
+    text_field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """What a folder shows of one message: metadata plus the raw header fields asked for."""
+
+    uid: int
+    flags: frozenset[str]
+    size: int
+    internaldate: datetime
+    # Header field name (as asked) -> raw value, unfolded, still MIME-encoded; absent if missing.
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChanges:
+    """What changed in a mailbox since a modification sequence (CONDSTORE/QRESYNC)."""
+
+    flags: Mapping[int, frozenset[str]]
+    vanished: frozenset[int]
+    highestmodseq: int
+
+
+class OpenMailbox(Protocol):
+    """A mailbox opened for folders: views, summaries, changes and message operations.
+
+    UIDs are the backend's. Changes made by anyone are announced through `on_change` (at any
+    time, at most about once a second per burst). Every method may raise NOT_FOUND (the mailbox
+    went away), PERMISSION, BACKEND_UNAVAILABLE, TIMEOUT."""
+
+    name: str
+
+    async def status(self) -> MailboxStatus: ...
+
+    async def view(self, query: ViewQuery) -> list[int]:
+        """UIDs of the matching messages in view order (ties in ascending UID order)."""
+        ...
+
+    async def summaries(
+        self, uids: Sequence[int], header_fields: Sequence[str]
+    ) -> dict[int, MessageSummary]:
+        """Summaries of the given UIDs that still exist (missing ones are left out)."""
+        ...
+
+    async def changes_since(self, modseq: int) -> FlagChanges:
+        """Flags changed and UIDs expunged since `modseq` (everything when modseq is 0)."""
+        ...
+
+    async def mark(self, uids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:
+        """Add and remove flags (IMAP names). Idempotent."""
+        ...
+
+    async def copy(self, uids: Sequence[int], target: str) -> None:
+        """Copy to another mailbox (client-facing name)."""
+        ...
+
+    async def move(self, uids: Sequence[int], target: str) -> None:
+        """Move to another mailbox (MOVE where offered, else COPY + delete + expunge of
+        exactly these UIDs)."""
+        ...
+
+    async def expunge(self, uids: Sequence[int] | None = None) -> None:
+        """Remove messages marked deleted: all of them, or only these UIDs."""
+        ...
+
+    async def fetch_raw(self, uid: int) -> bytes | None:
+        """The whole message as stored, or None if it is gone."""
+        ...
+
+    def on_change(self, callback: Callable[[], None] | None) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class MailStore(Protocol):
@@ -73,6 +172,10 @@ class MailStore(Protocol):
         """Add to or remove from the subscription set; idempotent."""
         ...
 
+    async def open_mailbox(self, name: str) -> OpenMailbox:
+        """Open a mailbox for folders; several may be open at once. NOT_FOUND, PERMISSION."""
+        ...
+
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         """Call `handler` with the text of every alert the server sends (IMAP [ALERT]), at any
         time; the session shows it to the user. None stops the calls."""
@@ -113,6 +216,10 @@ class MailAuthenticator(Protocol):
 
     async def probe(self) -> None:
         """Check the server answers (readiness). BACKEND_UNAVAILABLE, TIMEOUT."""
+        ...
+
+    async def close(self) -> None:
+        """Stop what the authenticator shares between sessions (watchers); never raises."""
         ...
 
     async def begin_sasl(self, mechanism: str) -> SaslExchange:

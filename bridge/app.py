@@ -73,6 +73,8 @@ class Bridge:
         for session in self.services.sessions.all():
             await session.end()
             self.services.sessions.discard(session)
+        for name in self.services.domain_names:
+            await self.services.domain(name).mail.close()
 
     async def __aenter__(self) -> Bridge:
         await self.start()

@@ -87,6 +87,14 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PreferenceDefaults:
+    """Account preferences until per-user preferences are stored (messageRemove reads these)."""
+
+    delete_mode: Literal["Immediately", "Move To Trash", "Mark"] = "Move To Trash"
+    trash_box: str = "Trash"
+
+
+@dataclass(frozen=True, slots=True)
 class SessionSettings:
     # Live sessions of one account at once, all transports together.
     max_per_user: int = 20
@@ -136,6 +144,7 @@ class Settings:
     tcp: TcpSettings = field(default_factory=TcpSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
+    preferences: PreferenceDefaults = field(default_factory=PreferenceDefaults)
     limits: LimitSettings = field(default_factory=LimitSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from adapters.imap.client import ImapClient, SaslTurn
 from adapters.imap.errors import ImapCommandFailed
 from adapters.imap.namespaces import Namespaces
 from adapters.imap.store import ImapMailStore, Reconnector
+from adapters.imap.watch import WatcherRegistry
 from adapters.protocols import MailStore
 from bridge.config import ImapSettings
 from bridge.errors import BridgeError, ErrorKind
@@ -20,6 +21,8 @@ class ImapAuthenticator:
     def __init__(self, domain: str, settings: ImapSettings, command_timeout: float) -> None:
         self.domain = domain
         self._settings = settings
+        # Shared by every session of every account of this domain.
+        self.watchers = WatcherRegistry()
         self._timeout = command_timeout
 
     @property
@@ -74,7 +77,10 @@ class ImapAuthenticator:
         except BaseException:
             await client.close()
             raise
-        return ImapMailStore(account, client, namespaces, self._settings, reconnect)
+        return ImapMailStore(account, client, namespaces, self._settings, reconnect, self.watchers)
+
+    async def close(self) -> None:
+        await self.watchers.stop()
 
     async def probe(self) -> None:
         client = await self._connect()

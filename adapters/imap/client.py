@@ -79,6 +79,8 @@ class ImapClient:
         self.capabilities: frozenset[str] = frozenset()
         self.on_unsolicited: UnsolicitedHandler | None = None
         self.closed = False
+        # The mailbox this connection has selected, kept by whoever selects.
+        self.selected: str | None = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -316,6 +318,40 @@ class ImapClient:
 
     async def login(self, user: str, password: str) -> None:
         await self.execute("LOGIN", user, password)
+
+    async def idle(self, stop: asyncio.Event, max_seconds: float) -> None:
+        """IDLE (RFC 2177) until `stop` is set or max_seconds pass (servers drop IDLE after
+        30 minutes), then DONE. What the server pushes meanwhile goes to `on_unsolicited`."""
+        if not self.has("IDLE"):
+            raise BridgeError(ErrorKind.NOT_SUPPORTED, "the IMAP server has no IDLE")
+        tag = self._next_tag()
+        loop = asyncio.get_running_loop()
+        item = _InFlight(tag, frozenset(), loop.create_future())
+        self._continuation = loop.create_future()
+        await self._send(item, [f"{tag} IDLE\r\n".encode()])
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                await self._await_continuation(item)
+        except TimeoutError as exc:
+            self._shutdown(errors.unavailable())
+            raise BridgeError(ErrorKind.TIMEOUT) from exc
+        waiter = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((waiter, item.done), timeout=max_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            waiter.cancel()
+        if item.done.done():
+            item.done.result()  # the server ended IDLE itself (or the connection dropped)
+            return
+        try:
+            self._writer.write(b"DONE\r\n")
+            async with asyncio.timeout(self._command_timeout):
+                await self._writer.drain()
+                await item.done
+        except (OSError, TimeoutError) as exc:
+            self._shutdown(errors.unavailable())
+            raise errors.unavailable() from exc
 
 
 class SaslTurn:

@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.errors import ImapCommandFailed
+from adapters.imap.mailbox import ImapOpenMailbox
 from adapters.imap.namespaces import Namespaces
+from adapters.imap.watch import WatcherRegistry
 from adapters.imap.wire import Raw, Untagged, Value
 from adapters.protocols import MailboxInfo
 from bridge.config import ImapSettings
@@ -39,6 +41,7 @@ class ImapMailStore:
         namespaces: Namespaces,
         settings: ImapSettings,
         reconnect: Reconnector | None,
+        watchers: WatcherRegistry | None = None,
     ) -> None:
         self._account = account
         self._client = client
@@ -47,6 +50,8 @@ class ImapMailStore:
         self._reconnect = reconnect
         self._reconnect_lock = asyncio.Lock()
         self._alert: Callable[[str], None] | None = None
+        self._watchers = watchers
+        self._open: list[ImapOpenMailbox] = []
         client.on_unsolicited = self._unsolicited
 
     @property
@@ -68,6 +73,30 @@ class ImapMailStore:
                 self._client = await self._reconnect()
                 self._client.on_unsolicited = self._unsolicited
         return self._client
+
+    async def open_mailbox(self, name: str) -> ImapOpenMailbox:
+        server = self.server_name(name)
+        own = self._reconnect is not None
+        # Password logins open a connection per mailbox; relayed logins share their only one.
+        client = await self._reconnect() if self._reconnect is not None else await self.client()
+        watch = None
+        if self._watchers is not None and self._reconnect is not None:
+            watchers, connect = self._watchers, self._reconnect
+
+            def watch_fn(server_name: str, callback: Callable[[], None]) -> Callable[[], None]:
+                return watchers.subscribe(self._account, server_name, connect, callback)
+
+            watch = watch_fn
+        try:
+            mailbox = await ImapOpenMailbox.open(
+                name, server, client, not own, self.server_name, watch
+            )
+        except BaseException:
+            if own:
+                await client.close()
+            raise
+        self._open.append(mailbox)
+        return mailbox
 
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         self._alert = handler
@@ -286,6 +315,9 @@ class ImapMailStore:
                 raise
 
     async def close(self) -> None:
+        mailboxes, self._open = self._open, []
+        for mailbox in mailboxes:
+            await mailbox.close()
         with contextlib.suppress(Exception):
             await self._client.close()
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.protocols import MailStore
+from bridge.session.folders import Folders
 from bridge.session.uploads import UploadSet
 
 _URL_ALPHABET = string.ascii_letters + string.digits
@@ -33,6 +34,7 @@ class Session:
     url_id: str = field(default_factory=new_url_id)
     created: float = field(default_factory=time.time)
     closed: bool = False
+    folders: Folders = field(default_factory=Folders)
     # Set by the transport that carries the session: ends it from outside (KILL, killOld,
     # shutdown) the way the transport would, closing its connection or HTTP binding too.
     ender: Callable[[], Awaitable[None]] | None = None
@@ -43,6 +45,7 @@ class Session:
             return
         self.closed = True
         self.uploads.clear()
+        await self.folders.close_all()
         await self.mail.close()
 
     async def end(self) -> None:

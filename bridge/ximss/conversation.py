@@ -112,9 +112,12 @@ class Conversation:
         self.send(elem)
         return elem
 
+    def unsolicited(self, message: etree._Element) -> None:
+        """A data message that belongs to no request (no id): sent at once."""
+        (self.push or self.send)(message)
+
     def alert(self, text: str) -> None:
-        """An unsolicited alert: sent at once, between responses, with no id."""
-        (self.push or self.send)(xml.element("alert", text=text))
+        self.unsolicited(xml.element("alert", text=text))
 
     def tls_started(self) -> None:
         """The transport has upgraded the connection to TLS. What the client said before is not

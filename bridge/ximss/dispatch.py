@@ -5,7 +5,7 @@ An element not listed here is answered with errorNum 500 ("unknown command"), as
 
 from __future__ import annotations
 
-from bridge.ximss.ops import login, mailbox, service
+from bridge.ximss.ops import folder, login, mailbox, message, service
 from bridge.ximss.ops.base import Operation, Phase
 
 OPERATIONS: dict[str, Operation] = {
@@ -30,4 +30,15 @@ OPERATIONS: dict[str, Operation] = {
     "mailboxRemove": Operation(mailbox.mailbox_remove, Phase.SESSION),
     "mailboxSubList": Operation(mailbox.mailbox_sub_list, Phase.SESSION),
     "mailboxSubUpdate": Operation(mailbox.mailbox_sub_update, Phase.SESSION),
+    # Folders (Mailbox Operations).
+    "folderOpen": Operation(folder.folder_open, Phase.SESSION),
+    "folderReopen": Operation(folder.folder_reopen, Phase.SESSION),
+    "folderBrowse": Operation(folder.folder_browse, Phase.SESSION),
+    "folderSync": Operation(folder.folder_sync, Phase.SESSION),
+    "folderClose": Operation(folder.folder_close, Phase.SESSION),
+    "folderExpunge": Operation(folder.folder_expunge, Phase.SESSION),
+    "messageMark": Operation(message.message_mark, Phase.SESSION),
+    "messageCopy": Operation(message.message_copy, Phase.SESSION),
+    "messageMove": Operation(message.message_move, Phase.SESSION),
+    "messageRemove": Operation(message.message_remove, Phase.SESSION),
 }

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from adapters.protocols import MailboxInfo, MailStore
+from adapters.protocols import MailboxInfo, MailStore, OpenMailbox
 from bridge import config
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import DomainServices, Services
@@ -63,6 +63,9 @@ class MemoryStore:
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         self.alert = handler
 
+    async def open_mailbox(self, name: str) -> OpenMailbox:
+        raise BridgeError(ErrorKind.NOT_FOUND)
+
     async def close(self) -> None:
         self.closed = True
 
@@ -92,6 +95,9 @@ class MemoryAuth:
         return MemoryStore(username)
 
     async def probe(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
     async def begin_sasl(self, mechanism: str) -> MemoryChallenge:

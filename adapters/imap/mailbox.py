@@ -1,0 +1,350 @@
+"""A mailbox opened for folders: views by SORT/SEARCH, summaries by FETCH, CONDSTORE changes,
+and the message operations, on a connection that has the mailbox selected.
+
+Each open mailbox gets a connection of its own when the session can open more (password logins),
+so folders on different mailboxes never make each other re-SELECT; otherwise the session's one
+connection is shared and re-selects as needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.parser
+import email.policy
+import logging
+from collections.abc import Callable, Sequence
+
+from adapters.imap.client import ImapClient, Result
+from adapters.imap.wire import Arg, Atom, Raw, Value, parse_sequence_set, sequence_set
+from adapters.protocols import FlagChanges, MailboxStatus, MessageSummary, ViewQuery
+from bridge.errors import BridgeError, ErrorKind
+
+log = logging.getLogger("adapters.imap")
+
+# XIMSS sort fields the server sorts itself (RFC 5256, RFC 5957 display forms preferred).
+SORT_KEYS: dict[str, str] = {
+    "date": "DATE",
+    "internaldate": "ARRIVAL",
+    "subject": "SUBJECT",
+    "size": "SIZE",
+    "cc": "CC",
+    "from": "DISPLAYFROM",
+    "to": "DISPLAYTO",
+    "e-from": "FROM",
+    "e-to": "TO",
+}
+DISPLAY_FALLBACK = {"DISPLAYFROM": "FROM", "DISPLAYTO": "TO"}
+# System flags have their own SEARCH keys; keywords use KEYWORD/UNKEYWORD.
+SEARCH_SET = {"\\SEEN": "SEEN", "\\ANSWERED": "ANSWERED", "\\FLAGGED": "FLAGGED",
+              "\\DELETED": "DELETED", "\\DRAFT": "DRAFT", "\\RECENT": "RECENT"}  # fmt: skip
+SEARCH_UNSET = {"\\SEEN": "UNSEEN", "\\ANSWERED": "UNANSWERED", "\\FLAGGED": "UNFLAGGED",
+                "\\DELETED": "UNDELETED", "\\DRAFT": "UNDRAFT", "\\RECENT": "OLD"}  # fmt: skip
+FETCH_CHUNK = 5000
+_HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+# Subscribe (server mailbox name, callback) to change events; returns the unsubscriber.
+Watch = Callable[[str, Callable[[], None]], Callable[[], None]]
+
+
+class ImapOpenMailbox:
+    def __init__(self, name: str, server_name: str, client: ImapClient, shared: bool,
+                 to_server: Callable[[str], str], watch: Watch | None) -> None:  # fmt: skip
+        self.name = name
+        self._server_name = server_name
+        self._client = client
+        # A shared connection may have another mailbox selected: re-select before each use.
+        self._shared = shared
+        self._to_server = to_server
+        self._watch = watch
+        self._unwatch: Callable[[], None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        name: str,
+        server_name: str,
+        client: ImapClient,
+        shared: bool,
+        to_server: Callable[[str], str],
+        watch: Watch | None,
+    ) -> ImapOpenMailbox:
+        mailbox = cls(name, server_name, client, shared, to_server, watch)
+        if client.has("QRESYNC"):
+            await client.execute("ENABLE", Atom("QRESYNC"), wants=("ENABLED",))
+        await mailbox._select()
+        return mailbox
+
+    async def _select(self) -> Result:
+        args: list[Arg] = [self._server_name]
+        if self._client.has("CONDSTORE"):
+            args.append([Atom("CONDSTORE")])
+        try:
+            result = await self._client.execute("SELECT", *args)
+        except BridgeError as exc:
+            if exc.kind is ErrorKind.BACKEND_REFUSED:
+                raise BridgeError(ErrorKind.NOT_FOUND) from exc
+            raise
+        self._client.selected = self._server_name
+        return result
+
+    async def _ready(self) -> ImapClient:
+        if self._closed:
+            raise BridgeError(ErrorKind.NOT_FOUND, "folder is closed")
+        if self._client.closed:
+            raise BridgeError(ErrorKind.BACKEND_UNAVAILABLE, "IMAP connection lost")
+        if self._shared and self._client.selected != self._server_name:
+            await self._select()
+        return self._client
+
+    def on_change(self, callback: Callable[[], None] | None) -> None:
+        """Changes reach us from the account's watcher of this mailbox (IDLE), shared by every
+        folder of every session showing it."""
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        if callback is not None and self._watch is not None:
+            self._unwatch = self._watch(self._server_name, callback)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        client = await self._ready()
+        items = "MESSAGES UIDNEXT UIDVALIDITY UNSEEN" + (
+            " HIGHESTMODSEQ" if client.has("CONDSTORE") else ""
+        )
+        await client.execute("NOOP")
+        result = await client.execute("STATUS", self._server_name, Raw(f"({items})"),
+                                      wants=("STATUS",))  # fmt: skip
+        found = result.of("STATUS")
+        values: dict[str, int] = {}
+        if found and isinstance(found[0].values[1], list):
+            pairs = found[0].values[1]
+            values = {
+                str(k).upper(): int(str(v)) for k, v in zip(pairs[::2], pairs[1::2], strict=False)
+            }
+        return MailboxStatus(
+            uidvalidity=values.get("UIDVALIDITY", 0), uidnext=values.get("UIDNEXT", 0),
+            messages=values.get("MESSAGES", 0), unseen=values.get("UNSEEN", 0),
+            highestmodseq=values.get("HIGHESTMODSEQ", 0),
+        )  # fmt: skip
+
+    def _criteria(self, query: ViewQuery) -> list[Arg]:
+        criteria: list[Arg] = []
+        for flag in query.flags_set:
+            key = SEARCH_SET.get(flag.upper())
+            criteria += [Atom(key)] if key else [Atom("KEYWORD"), Atom(flag)]
+        for flag in query.flags_unset:
+            key = SEARCH_UNSET.get(flag.upper())
+            criteria += [Atom(key)] if key else [Atom("UNKEYWORD"), Atom(flag)]
+        if query.text is not None:
+            field = (query.text_field or "").lower()
+            if not field:
+                criteria += [Atom("TEXT"), query.text]
+            elif field == "body":
+                criteria += [Atom("BODY"), query.text]
+            else:
+                criteria += [Atom("HEADER"), query.text_field, query.text]
+        return criteria or [Atom("ALL")]
+
+    async def view(self, query: ViewQuery) -> list[int]:
+        client = await self._ready()
+        # A NOOP first lets the server report expunges it holds back during UID commands.
+        await client.execute("NOOP")
+        criteria = self._criteria(query)
+        field = (query.sort_field or "").lower()
+        key = SORT_KEYS.get(field)
+        if key in DISPLAY_FALLBACK and not client.has("SORT=DISPLAY"):
+            key = DISPLAY_FALLBACK[key]
+        if key is not None and client.has("SORT"):
+            program = f"(REVERSE {key})" if query.descending else f"({key})"
+            return await self._sorted(client, program, criteria)
+        uids = await self._search(client, criteria)
+        if field in ("", "uid"):
+            return uids[::-1] if query.descending else uids
+        return await self._sorted_here(uids, query.sort_field or "", query.descending)
+
+    async def _sorted(self, client: ImapClient, program: str, criteria: list[Arg]) -> list[int]:
+        charset = Atom("UTF-8")
+        if client.has("ESORT"):
+            result = await client.execute("UID SORT", Raw("RETURN (ALL)"), Raw(program), charset,
+                                          *criteria, wants=("ESEARCH",))  # fmt: skip
+            return _esearch_all(result)
+        result = await client.execute("UID SORT", Raw(program), charset, *criteria,
+                                      wants=("SORT",))  # fmt: skip
+        return [int(str(v)) for item in result.of("SORT") for v in item.values]
+
+    async def _search(self, client: ImapClient, criteria: list[Arg]) -> list[int]:
+        if client.has("ESEARCH"):
+            result = await client.execute("UID SEARCH", Raw("RETURN (ALL)"), Raw("CHARSET UTF-8"),
+                                          *criteria, wants=("ESEARCH",))  # fmt: skip
+            return sorted(_esearch_all(result))
+        result = await client.execute("UID SEARCH", Raw("CHARSET UTF-8"), *criteria,
+                                      wants=("SEARCH",))  # fmt: skip
+        return sorted(int(str(v)) for item in result.of("SEARCH") for v in item.values)
+
+    async def _sorted_here(self, uids: list[int], field: str, descending: bool) -> list[int]:
+        """Fields IMAP cannot sort by (Reply-To, X-Mailer, Pty...): sort on their raw values."""
+        summaries = await self.summaries(uids, [field])
+
+        def key(uid: int) -> tuple[str, int]:
+            summary = summaries.get(uid)
+            return ((summary.headers.get(field, "") if summary else "").lower(), uid)
+
+        ordered = sorted(uids, key=key)
+        return ordered[::-1] if descending else ordered
+
+    async def summaries(
+        self, uids: Sequence[int], header_fields: Sequence[str]
+    ) -> dict[int, MessageSummary]:
+        if not uids:
+            return {}
+        client = await self._ready()
+        fields = sorted({f for f in header_fields if f})
+        items = "UID FLAGS RFC822.SIZE INTERNALDATE"
+        if fields:
+            items += f" BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]"
+        found: dict[int, MessageSummary] = {}
+        ordered = sorted(set(uids))
+        for start in range(0, len(ordered), FETCH_CHUNK):
+            chunk = ordered[start : start + FETCH_CHUNK]
+            result = await client.execute("UID FETCH", Raw(sequence_set(chunk)), Raw(f"({items})"),
+                                          wants=("FETCH",))  # fmt: skip
+            for item in result.of("FETCH"):
+                summary = _summary(item.values[0] if item.values else None, fields)
+                if summary is not None:
+                    found[summary.uid] = summary
+        return found
+
+    async def changes_since(self, modseq: int) -> FlagChanges:
+        client = await self._ready()
+        if not modseq or not client.has("CONDSTORE"):
+            result = await client.execute(
+                "UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"), wants=("FETCH",)
+            )
+            flags = _flags_of(result)
+            status = await self.status()
+            return FlagChanges(flags, frozenset(), status.highestmodseq)
+        modifier = f"(CHANGEDSINCE {modseq}" + (" VANISHED)" if client.has("QRESYNC") else ")")
+        result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"), Raw(modifier),
+                                      wants=("FETCH", "VANISHED"))  # fmt: skip
+        vanished: set[int] = set()
+        for item in result.of("VANISHED"):
+            ranges = item.values[-1] if item.values else ""
+            for low, high in parse_sequence_set(str(ranges)):
+                vanished.update(range(low, (high or low) + 1))
+        status = await self.status()
+        return FlagChanges(_flags_of(result), frozenset(vanished), status.highestmodseq)
+
+    async def fetch_raw(self, uid: int) -> bytes | None:
+        client = await self._ready()
+        result = await client.execute(
+            "UID FETCH", Raw(str(uid)), Raw("(UID BODY.PEEK[])"), wants=("FETCH",)
+        )
+        for item in result.of("FETCH"):
+            pairs = item.values[0] if item.values else None
+            if isinstance(pairs, list):
+                for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+                    if str(key).upper() == "BODY[]" and isinstance(value, bytes):
+                        return value
+        return None
+
+    # -- changing -----------------------------------------------------------------------
+
+    async def mark(self, uids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:
+        if not uids:
+            return
+        client = await self._ready()
+        target = Raw(sequence_set(uids))
+        if add:
+            await client.execute("UID STORE", target, Raw("+FLAGS.SILENT"), [Atom(f) for f in add])
+        if remove:
+            await client.execute(
+                "UID STORE", target, Raw("-FLAGS.SILENT"), [Atom(f) for f in remove]
+            )
+
+    async def copy(self, uids: Sequence[int], target: str) -> None:
+        if uids:
+            client = await self._ready()
+            await client.execute("UID COPY", Raw(sequence_set(uids)), self._to_server(target))
+
+    async def move(self, uids: Sequence[int], target: str) -> None:
+        if not uids:
+            return
+        client = await self._ready()
+        if client.has("MOVE"):
+            await client.execute("UID MOVE", Raw(sequence_set(uids)), self._to_server(target))
+            return
+        await self.copy(uids, target)
+        await self.mark(uids, ["\\Deleted"], [])
+        await self.expunge(uids)
+
+    async def expunge(self, uids: Sequence[int] | None = None) -> None:
+        client = await self._ready()
+        if uids is None:
+            await client.execute("EXPUNGE")
+        elif uids:
+            if not client.has("UIDPLUS"):
+                raise BridgeError(ErrorKind.NOT_SUPPORTED, "the IMAP server has no UID EXPUNGE")
+            await client.execute("UID EXPUNGE", Raw(sequence_set(uids)))
+
+    async def close(self) -> None:
+        self._closed = True
+        self.on_change(None)
+        if not self._shared:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+
+
+def _esearch_all(result: Result) -> list[int]:
+    uids: list[int] = []
+    for item in result.of("ESEARCH"):
+        values = item.values
+        for index, value in enumerate(values):
+            if isinstance(value, str) and value.upper() == "ALL" and index + 1 < len(values):
+                for low, high in parse_sequence_set(str(values[index + 1])):
+                    uids.extend(range(low, (high or low) + 1))
+    return uids
+
+
+def _flags_of(result: Result) -> dict[int, frozenset[str]]:
+    flags: dict[int, frozenset[str]] = {}
+    for item in result.of("FETCH"):
+        pairs = item.values[0] if item.values else None
+        if not isinstance(pairs, list):
+            continue
+        data = dict(zip((str(k).upper() for k in pairs[::2]), pairs[1::2], strict=False))
+        uid, found = data.get("UID"), data.get("FLAGS")
+        if uid is not None and isinstance(found, list):
+            flags[int(str(uid))] = frozenset(str(f) for f in found)
+    return flags
+
+
+def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
+    if not isinstance(pairs, list):
+        return None
+    uid = size = None
+    flags: frozenset[str] = frozenset()
+    internaldate = dt.datetime.fromtimestamp(0, dt.UTC)
+    headers: dict[str, str] = {}
+    for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+        name = str(key).upper()
+        if name == "UID":
+            uid = int(str(value))
+        elif name == "FLAGS" and isinstance(value, list):
+            flags = frozenset(str(f) for f in value)
+        elif name == "RFC822.SIZE":
+            size = int(str(value))
+        elif name == "INTERNALDATE" and isinstance(value, bytes):
+            with contextlib.suppress(ValueError):
+                internaldate = dt.datetime.strptime(value.decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+        elif name.startswith("BODY[HEADER.FIELDS") and isinstance(value, bytes):
+            parsed = _HEADER_PARSER.parsebytes(value)
+            wanted = {f.lower(): f for f in fields}
+            for header, header_value in parsed.items():
+                original = wanted.get(header.lower())
+                if original is not None and original not in headers:
+                    headers[original] = " ".join(str(header_value).split())
+    if uid is None:
+        return None
+    return MessageSummary(uid, flags, size or 0, internaldate, headers)

@@ -1,0 +1,64 @@
+"""A session's open folders: each a sorted, filtered view of a mailbox, with the logical view the
+client was last told about (DESIGN section 5), kept apart from the mailbox's current state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from adapters.protocols import OpenMailbox, ViewQuery
+
+MAX_FOLDERS_PER_SESSION = 64
+
+
+@dataclass(slots=True, eq=False)
+class Folder:
+    name: str
+    mailbox: OpenMailbox
+    query: ViewQuery
+    fields: tuple[str, ...]
+    # UIDs in view order: what the client holds, changed only by init and folderSync reports.
+    view: list[int]
+    # The mailbox's HIGHESTMODSEQ when `view` was last brought up to date.
+    modseq: int
+    # A notify report was sent and no folderSync has happened since (one per sync, per spec).
+    notified: bool = False
+    index_of: dict[int, int] = field(default_factory=dict)
+
+    def set_view(self, view: list[int]) -> None:
+        self.view = view
+        self.index_of = {}
+
+    def position(self, uid: int) -> int | None:
+        if not self.index_of and self.view:
+            self.index_of = {u: i for i, u in enumerate(self.view)}
+        return self.index_of.get(uid)
+
+
+class Folders:
+    def __init__(self) -> None:
+        self._by_name: dict[str, Folder] = {}
+
+    def get(self, name: str) -> Folder | None:
+        return self._by_name.get(name)
+
+    def add(self, folder: Folder) -> None:
+        self._by_name[folder.name] = folder
+
+    def pop(self, name: str) -> Folder | None:
+        return self._by_name.pop(name, None)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def all(self) -> list[Folder]:
+        return list(self._by_name.values())
+
+    async def close_all(self) -> None:
+        for folder in list(self._by_name.values()):
+            folder.mailbox.on_change(None)
+            await folder.mailbox.close()
+        self._by_name.clear()
+
+
+Notify = Callable[[Folder], None]

@@ -1,0 +1,192 @@
+"""Folder operations: folderOpen, folderBrowse, folderSync, folderReopen, folderClose,
+folderExpunge. A folder's logical view changes only through init and folderSync reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from adapters.protocols import MessageSummary, OpenMailbox, ViewQuery
+from bridge import xml
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.folders import MAX_FOLDERS_PER_SESSION, Folder
+from bridge.views import flags as flag_names
+from bridge.views.diff import Report, diff
+from bridge.views.messageset import parse_message_set, resolve_indexes
+from bridge.ximss import codec, fields
+from bridge.ximss.ops.base import Outcome
+from bridge.ximss.ops.service import user_zone
+
+if TYPE_CHECKING:
+    from bridge.ximss.codec import Request
+    from bridge.ximss.conversation import Conversation
+
+FLAGS_FIELD = "FLAGS"
+
+
+def query_of(request: Request) -> ViewQuery:
+    """sortField, sortOrder, filter, filterField -> a backend-neutral query."""
+    sort_field = request.get("sortField") or None
+    descending = (request.get("sortOrder") or "").lower() == "desc"
+    text = request.get("filter")
+    text_field = request.get("filterField")
+    if not text:
+        return ViewQuery(sort_field, descending)
+    if (text_field or "").upper() == FLAGS_FIELD:
+        must, must_not = flag_names.parse_flag_filter(text)
+        return ViewQuery(sort_field, descending, tuple(must), tuple(must_not))
+    return ViewQuery(sort_field, descending, text=text, text_field=text_field or None)
+
+
+def fields_of(request: Request) -> tuple[str, ...]:
+    return fields.check_fields(
+        (child.text or "") for child in request.element if child.tag == "field"
+    )
+
+
+def folder_of(conv: Conversation, request: Request) -> Folder:
+    name = request.require("folder")
+    folder = conv.require_session().folders.get(name)
+    if folder is None:
+        raise BridgeError(ErrorKind.NOT_FOUND, "unknown folder")
+    return folder
+
+
+def _notify(conv: Conversation, folder: Folder) -> None:
+    """Changes in the mailbox: one asynchronous notify report until the client syncs."""
+    if folder.notified:
+        return
+    folder.notified = True
+    conv.unsolicited(codec.data("folderReport", None, {"folder": folder.name, "mode": "notify"}))
+
+
+async def _open_mailbox(conv: Conversation, mailbox: str, mailbox_class: str | None) -> OpenMailbox:
+    store = conv.require_session().mail
+    try:
+        return await store.open_mailbox(mailbox)
+    except BridgeError as exc:
+        if exc.kind is not ErrorKind.NOT_FOUND or mailbox_class is None:
+            raise
+    await store.create_mailbox(mailbox, mailbox_class or None)
+    return await store.open_mailbox(mailbox)
+
+
+async def _init(conv: Conversation, request: Request, folder: Folder) -> None:
+    """Build the view and send the init report (folderOpen, folderReopen)."""
+    status = await folder.mailbox.status()
+    folder.modseq = status.highestmodseq
+    folder.set_view(await folder.mailbox.view(folder.query))
+    folder.notified = False
+    conv.send(codec.data("folderReport", request.id, {
+        "folder": folder.name, "mode": "init", "messages": len(folder.view),
+        "unseen": status.unseen, "UIDNext": status.uidnext, "UIDValidity": status.uidvalidity,
+    }))  # fmt: skip
+
+
+async def folder_open(conv: Conversation, request: Request) -> Outcome:
+    session = conv.require_session()
+    name = request.require("folder")
+    if session.folders.get(name) is not None:
+        raise BridgeError(ErrorKind.ALREADY_EXISTS, "a folder with this name is open")
+    if len(session.folders) >= MAX_FOLDERS_PER_SESSION:
+        raise BridgeError(ErrorKind.LIMIT, "too many open folders")
+    query, viewer = query_of(request), fields_of(request)
+    mailbox = await _open_mailbox(conv, request.get("mailbox") or name, request.get("mailboxClass"))
+    folder = Folder(name, mailbox, query, viewer, [], 0)
+    try:
+        await _init(conv, request, folder)
+    except BaseException:
+        await mailbox.close()
+        raise
+    session.folders.add(folder)
+    mailbox.on_change(lambda: _notify(conv, folder))
+    return Outcome.DONE
+
+
+async def folder_reopen(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    folder.query = query_of(request)
+    folder.fields = fields_of(request) or folder.fields
+    await _init(conv, request, folder)
+    return Outcome.DONE
+
+
+async def folder_close(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    conv.require_session().folders.pop(folder.name)
+    folder.mailbox.on_change(None)
+    await folder.mailbox.close()
+    return Outcome.DONE
+
+
+async def folder_expunge(conv: Conversation, request: Request) -> Outcome:
+    await folder_of(conv, request).mailbox.expunge()
+    return Outcome.DONE
+
+
+def report(
+    conv: Conversation,
+    request: Request,
+    folder: Folder,
+    index: int,
+    uid: int,
+    summary: MessageSummary | None,
+    mode: str | None = None,
+    messages: int | None = None,
+    with_fields: bool = True,
+) -> etree._Element:
+    element = codec.data("folderReport", request.id, {
+        "folder": folder.name, "index": index, "UID": uid, "mode": mode, "messages": messages,
+    })  # fmt: skip
+    if with_fields:
+        zone = user_zone(conv)
+        for name in folder.fields:
+            value = fields.field_value(name, summary, zone)
+            attrs = {"localTime": value.local_time} if value.local_time else None
+            xml.sub(element, name, attrs, value.text)
+    return element
+
+
+async def _summaries(folder: Folder, uids: Sequence[int]) -> dict[int, MessageSummary]:
+    return await folder.mailbox.summaries(uids, fields.headers_for(folder.fields))
+
+
+async def folder_browse(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    message_set = parse_message_set(request.element)
+    if message_set.by_uid:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "folderBrowse takes index elements only")
+    indexes = resolve_indexes(message_set, len(folder.view))
+    uids = [folder.view[i] for i in indexes]
+    summaries = await _summaries(folder, uids)
+    for index, uid in zip(indexes, uids, strict=True):
+        conv.send(report(conv, request, folder, index, uid, summaries.get(uid)))
+    return Outcome.DONE
+
+
+async def folder_sync(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    await sync(conv, request, folder)
+    return Outcome.DONE
+
+
+async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Report]:
+    folder.notified = False
+    changes = await folder.mailbox.changes_since(folder.modseq)
+    new_view = await folder.mailbox.view(folder.query)
+    # Headers never change; what a row shows changes only through its flags.
+    shows_flags = any(f.upper() == FLAGS_FIELD for f in folder.fields)
+    changed = set(changes.flags) if shows_flags else set()
+    reports = diff(folder.view, new_view, changed)
+    needed = [r.uid for r in reports if r.mode != "removed"]
+    summaries = await _summaries(folder, needed) if needed and folder.fields else {}
+    for item in reports:
+        removed = item.mode == "removed"
+        conv.send(report(conv, request, folder, item.index, item.uid, summaries.get(item.uid),
+                         item.mode, None if item.mode == "updated" else item.messages,
+                         with_fields=not removed))  # fmt: skip
+    folder.set_view(new_view)
+    folder.modseq = changes.highestmodseq
+    return reports

@@ -1,0 +1,69 @@
+"""Message operations on an open folder: messageMark, messageCopy, messageMove, messageRemove.
+
+Message sets name messages by UID or by index in the folder's logical view (never both)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.folders import Folder
+from bridge.views import flags as flag_names
+from bridge.views.messageset import parse_message_set, resolve
+from bridge.ximss.ops.base import Outcome
+from bridge.ximss.ops.folder import folder_of
+
+if TYPE_CHECKING:
+    from bridge.ximss.codec import Request
+    from bridge.ximss.conversation import Conversation
+
+DELETED = "\\Deleted"
+
+
+def _selected(folder: Folder, request: Request) -> list[int]:
+    return resolve(parse_message_set(request.element), folder.view)
+
+
+async def message_mark(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    add, remove = flag_names.parse_mark(request.require("flags"))
+    await folder.mailbox.mark(_selected(folder, request), add, remove)
+    return Outcome.DONE
+
+
+def _target(request: Request) -> str:
+    target = request.require("targetMailbox")
+    if not target:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "targetMailbox is empty")
+    if (request.get("encrypt") or "").lower() == "yes":
+        raise BridgeError(ErrorKind.NOT_SUPPORTED, "S/MIME encryption is not supported")
+    return target
+
+
+async def message_copy(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    await folder.mailbox.copy(_selected(folder, request), _target(request))
+    return Outcome.DONE
+
+
+async def message_move(conv: Conversation, request: Request) -> Outcome:
+    folder = folder_of(conv, request)
+    await folder.mailbox.move(_selected(folder, request), _target(request))
+    return Outcome.DONE
+
+
+async def message_remove(conv: Conversation, request: Request) -> Outcome:
+    """Per the DeleteMode preference: expunge now, move to the TrashBox, or mark Deleted."""
+    folder = folder_of(conv, request)
+    uids = _selected(folder, request)
+    prefs = conv.services.settings.preferences
+    mode = prefs.delete_mode
+    in_trash = folder.mailbox.name.lower() == prefs.trash_box.lower()
+    if mode == "Mark":
+        await folder.mailbox.mark(uids, [DELETED], [])
+    elif mode == "Move To Trash" and not in_trash:
+        await folder.mailbox.move(uids, prefs.trash_box)
+    else:
+        await folder.mailbox.mark(uids, [DELETED], [])
+        await folder.mailbox.expunge(uids)
+    return Outcome.DONE
