@@ -118,8 +118,12 @@ class OpenMailbox(Protocol):
         """Remove messages marked deleted: all of them, or only these UIDs."""
         ...
 
-    async def fetch_raw(self, uid: int) -> bytes | None:
-        """The whole message as stored, or None if it is gone."""
+    async def fetch_section(
+        self, uid: int, section: str, offset: int = 0, length: int | None = None
+    ) -> bytes | None:
+        """Bytes of a message section (IMAP section syntax: "" for the whole message, "2.1" a
+        part's body, "2.1.MIME" its header), optionally a slice, so large messages stream in
+        pieces. None when the message is gone."""
         ...
 
     def on_change(self, callback: Callable[[], None] | None) -> None: ...

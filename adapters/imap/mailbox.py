@@ -13,6 +13,7 @@ import datetime as dt
 import email.parser
 import email.policy
 import logging
+import re
 from collections.abc import Callable, Sequence
 
 from adapters.imap.client import ImapClient, Result
@@ -41,6 +42,8 @@ SEARCH_SET = {"\\SEEN": "SEEN", "\\ANSWERED": "ANSWERED", "\\FLAGGED": "FLAGGED"
 SEARCH_UNSET = {"\\SEEN": "UNSEEN", "\\ANSWERED": "UNANSWERED", "\\FLAGGED": "UNFLAGGED",
                 "\\DELETED": "UNDELETED", "\\DRAFT": "UNDRAFT", "\\RECENT": "OLD"}  # fmt: skip
 FETCH_CHUNK = 5000
+# IMAP section numbers with an optional MIME/HEADER/TEXT suffix; nothing else reaches the wire.
+_SECTION = re.compile(r"^(?:[1-9][0-9]{0,4}(?:\.[1-9][0-9]{0,4}){0,19}(?:\.(?:MIME|HEADER|TEXT))?|HEADER|TEXT|)$")
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # Subscribe (server mailbox name, callback) to change events; returns the unsubscriber.
 Watch = Callable[[str, Callable[[], None]], Callable[[], None]]
@@ -236,17 +239,24 @@ class ImapOpenMailbox:
         status = await self.status()
         return FlagChanges(_flags_of(result), frozenset(vanished), status.highestmodseq)
 
-    async def fetch_raw(self, uid: int) -> bytes | None:
+    async def fetch_section(
+        self, uid: int, section: str, offset: int = 0, length: int | None = None
+    ) -> bytes | None:
+        if not _SECTION.match(section):
+            raise BridgeError(ErrorKind.BAD_REQUEST, "invalid part")
         client = await self._ready()
-        result = await client.execute(
-            "UID FETCH", Raw(str(uid)), Raw("(UID BODY.PEEK[])"), wants=("FETCH",)
-        )
+        partial = f"<{offset}.{length}>" if length is not None else ""
+        result = await client.execute("UID FETCH", Raw(str(uid)),
+                                      Raw(f"(UID BODY.PEEK[{section}]{partial})"),
+                                      wants=("FETCH",))  # fmt: skip
         for item in result.of("FETCH"):
             pairs = item.values[0] if item.values else None
             if isinstance(pairs, list):
                 for key, value in zip(pairs[::2], pairs[1::2], strict=False):
-                    if str(key).upper() == "BODY[]" and isinstance(value, bytes):
+                    if str(key).upper().startswith("BODY[") and isinstance(value, bytes):
                         return value
+                    if str(key).upper().startswith("BODY[") and value is None:
+                        return b""
         return None
 
     # -- changing -----------------------------------------------------------------------

@@ -5,7 +5,6 @@ Every URL answers HTTP 550 when the session is unknown or has ended.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ from aiohttp import BodyPartReader, web
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
 from bridge.session.uploads import Upload, discard_file
+from bridge.transport import mime
 from bridge.transport.http_binding import HttpBinding
 from bridge.transport.http_common import HttpContext, read_body, session_gone, xml_response
 from bridge.ximss.batch import parse_batch
@@ -24,6 +24,10 @@ log = logging.getLogger("bridge.http")
 ACTIONS = ("", "get", "sync", "async", "kill", "upload", "mime")
 UPLOAD_FIELD = "fileData"
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_RAW = re.compile(r"^([0-9]{1,10})-P\.txt$")
+_PART = re.compile(r"^([0-9]{1,10})-([0-9]{1,5}(?:[.-][0-9]{1,5}){0,19})-B$")
+# Bytes read from IMAP per round trip while streaming a download.
+DOWNLOAD_SLICE = 1 << 20
 
 
 async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
@@ -41,7 +45,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
             await session.end()
             ctx.services.sessions.discard(session)
             return xml_response(None)
-        return _download(session, rest[2:])
+        return await _download(ctx, request, session, rest[2:])
     binding = ctx.state.get(url_id)
     if binding is None or action not in ACTIONS:
         return session_gone() if binding is None else web.Response(status=404, text="not found\n")
@@ -130,10 +134,50 @@ async def _spool(session: Session, upload_id: str, part: BodyPartReader) -> Uplo
     return Upload(upload_id, file_name, content_type, size, Path(spool.name))
 
 
-def _download(session: Session, rest: list[str]) -> web.StreamResponse:
-    """MIME/<folder>/<UID>-P.txt and MIME/<folder>/<UID>-<part>-B/<name> read a message of a
-    folder open in this session; no folder can be open before folder views exist."""
-    del session
-    with contextlib.suppress(IndexError):
-        log.debug("download of %s refused: folder not open", rest[0])
-    return web.Response(status=404, text="the folder is not open in this session\n")
+async def _download(
+    ctx: HttpContext, request: web.Request, session: Session, rest: list[str]
+) -> web.StreamResponse:
+    """MIME/<folder>/<UID>-P.txt: the message as stored; MIME/<folder>/<UID>-<part>-B/<name>:
+    one part, decoded. Read from IMAP in slices and streamed, so size never becomes memory."""
+    if len(rest) < 2:
+        raise web.HTTPNotFound(text="not found\n")
+    folder = session.folders.get(rest[0])
+    if folder is None:
+        raise web.HTTPNotFound(text="the folder is not open in this session\n")
+    raw = _RAW.match(rest[1])
+    part = _PART.match(rest[1])
+    if raw is not None:
+        uid, section = int(raw.group(1)), ""
+        content_type, decoder = "text/plain", None
+    elif part is not None:
+        uid, section = int(part.group(1)), part.group(2).replace("-", ".")
+        head = await folder.mailbox.fetch_section(uid, f"{section}.MIME")
+        if head is None:
+            raise web.HTTPNotFound(text="no such message\n")
+        content_type, decoder = mime.part_type(head)
+    else:
+        raise web.HTTPNotFound(text="not found\n")
+    if uid not in folder.view:
+        raise web.HTTPNotFound(text="no such message in this folder\n")
+    response = web.StreamResponse(headers={"Content-Type": content_type,
+                                           "X-Content-Type-Options": "nosniff",
+                                           "Cache-Control": "private"})  # fmt: skip
+    offset = 0
+    stream = mime.Decoder(decoder)
+    while True:
+        chunk = await folder.mailbox.fetch_section(uid, section, offset, DOWNLOAD_SLICE)
+        if chunk is None:
+            if not response.prepared:
+                raise web.HTTPNotFound(text="no such message\n")
+            break
+        if not response.prepared:
+            await response.prepare(request)
+        await response.write(stream.feed(chunk))
+        offset += len(chunk)
+        if len(chunk) < DOWNLOAD_SLICE:
+            break
+    if not response.prepared:
+        await response.prepare(request)
+    await response.write(stream.finish())
+    await response.write_eof()
+    return response
