@@ -178,7 +178,8 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
     new_view = await folder.mailbox.view(folder.query)
     # Headers never change; what a row shows changes only through its flags.
     shows_flags = any(f.upper() == FLAGS_FIELD for f in folder.fields)
-    changed = set(changes.flags) if shows_flags else set()
+    # New messages show up in CHANGEDSINCE too; they are reported as added, not updated.
+    changed = set(changes.flags).intersection(folder.view) if shows_flags else set()
     reports = diff(folder.view, new_view, changed)
     needed = [r.uid for r in reports if r.mode != "removed"]
     summaries = await _summaries(folder, needed) if needed and folder.fields else {}

@@ -1,0 +1,257 @@
+"""Folder views end to end on Dovecot: the spec's three Mailbox Operations examples, notify,
+several folders, message operations and downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+
+from bridge.client import XimssClient
+from tests.conftest import devstack
+from tests.e2e.folderkit import (
+    BehindTheBack, ClientView, call, fields, index_range, message, names, request, uids,
+)  # fmt: skip
+from tests.e2e.httpcheck import curl
+
+
+@pytest.fixture
+async def filled(bridge_port: int, stack: devstack.DevStack):  # type: ignore[no-untyped-def]
+    account = stack.new_account("folder")
+    stack.fill_maildir(account.address, "INBOX", 40)
+    client = await XimssClient.connect("127.0.0.1", bridge_port)
+    await client.login(account.address, account.password)
+    yield client, account, BehindTheBack(stack.ports.imap, account)
+    await client.close()
+
+
+async def next_notify(client: XimssClient, folder: str, timeout: float = 5.0) -> float:
+    started = time.monotonic()
+    while True:
+        message_ = await client.unsolicited(timeout)
+        if message_.tag == "folderReport" and message_.get("folder") == folder:
+            assert message_.get("mode") == "notify" and message_.get("id") is None
+            return time.monotonic() - started
+
+
+async def test_example_1_open_browse_notify_sync(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, other = filled
+    view = ClientView(client, "INBOX")
+    reply = await view.open("INBOX", *fields("FLAGS", "From", "Subject"),
+                            sortField="INTERNALDATE", sortOrder="asc")  # fmt: skip
+    (init,) = reply.of("folderReport")
+    assert init.get("messages") == "40" and init.get("UIDValidity") and init.get("UIDNext") == "41"
+    assert init.get("unseen") == "20"
+    browse = await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 3))
+    reports = browse.of("folderReport")
+    assert [r.get("index") for r in reports] == ["0", "1", "2", "3"]
+    assert [r.get("UID") for r in reports] == ["1", "2", "3", "4"]
+    assert names(browse, "Subject") == ["Message 0", "Message 1", "Message 2", "Message 3"]
+    # \Recent goes to the first session that selects new messages: the folder's own here.
+    assert names(browse, "FLAGS")[0] == "Seen,Flagged,Recent"
+    assert names(browse, "From")[1] == "Sender 1"  # the real name, when there is one
+    assert [child.tag for child in reports[0]] == ["FLAGS", "From", "Subject"]
+
+    # Behind the bridge's back: two messages expunged, one appended.
+    await other.run("INBOX", "expunge", "3,36")
+    await other.run(
+        "INBOX", "append", "INBOX", message("New one", "CGatePro Discussions <d@x.test>")
+    )
+    elapsed = await next_notify(client, "INBOX")
+    assert elapsed < 5
+    # Until the client syncs, the logical view is unchanged: index 2 still names UID 3.
+    browse = await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(2, 2))
+    assert browse.of("folderReport")[0].get("UID") == "3"
+    sync = await view.sync()
+    modes = [
+        (r.get("mode"), r.get("index"), r.get("UID"), r.get("messages"))
+        for r in sync.of("folderReport")
+    ]
+    assert modes == [
+        ("removed", "35", "36", "39"),
+        ("removed", "2", "3", "38"),
+        ("added", "38", "41", "39"),
+    ]
+    added = sync.of("folderReport")[-1]
+    assert (
+        added.findtext("From") == "CGatePro Discussions" and added.findtext("Subject") == "New one"
+    )
+    assert await view.browse_all() == [u for u in range(1, 42) if u not in (3, 36)]
+
+
+async def test_example_2_copy_notifies_the_target_folder(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    await call(client, "mailboxCreate", {"mailbox": "Archive"})
+    inbox, archive = ClientView(client, "INBOX"), ClientView(client, "Archive")
+    await inbox.open("INBOX", *fields("Subject"))
+    await archive.open("Archive", *fields("Subject"))
+    reply = await call(
+        client, "messageCopy", {"folder": "INBOX", "targetMailbox": "Archive"}, *uids(12, 5, 31)
+    )
+    assert reply.ok
+    await next_notify(client, "Archive")
+    await archive.sync()
+    assert sorted(await archive.browse_all()) == [1, 2, 3]
+
+
+async def test_example_3_mark_sync_expunge_sync(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="INTERNALDATE")
+    await view.browse_all()
+    await call(client, "messageMark", {"folder": "INBOX", "flags": "Deleted"}, *uids(12, 2, 31))
+    await next_notify(client, "INBOX")
+    sync = await view.sync()
+    updated = [
+        (r.get("mode"), r.get("index"), r.get("UID"), r.findtext("FLAGS"))
+        for r in sync.of("folderReport")
+    ]
+    assert updated == [
+        ("updated", "1", "2", "Deleted,Recent"),
+        ("updated", "11", "12", "Deleted,Recent"),
+        ("updated", "30", "31", "Seen,Flagged,Deleted,Recent"),
+    ]
+    await call(client, "folderExpunge", {"folder": "INBOX"})
+    await next_notify(client, "INBOX")
+    sync = await view.sync()
+    removed = [(r.get("mode"), r.get("UID"), r.get("messages")) for r in sync.of("folderReport")]
+    assert removed == [("removed", "31", "39"), ("removed", "12", "38"), ("removed", "2", "37")]
+    assert len(view.uids) == 37
+
+
+async def test_two_folders_on_one_mailbox_with_different_sorts(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    by_date = ClientView(client, "byDate")
+    by_subject = ClientView(client, "bySubject")
+    await by_date.open("INBOX", *fields("Subject"), sortField="Date", sortOrder="desc")
+    await by_subject.open("INBOX", *fields("Subject"), sortField="Subject")
+    assert (await by_date.browse_all())[:3] == [40, 39, 38]
+    subjects = await call(client, "folderBrowse", {"folder": "bySubject"}, index_range(0, 2))
+    assert names(subjects, "Subject") == ["Message 0", "Message 1", "Message 10"]
+    again = await client.request("folderOpen", {"folder": "byDate", "mailbox": "INBOX"})
+    assert again.error_num == "513"
+
+
+async def test_filters(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    unseen = ClientView(client, "unseen")
+    await unseen.open("INBOX", filter="Unseen", filterField="FLAGS")
+    assert len(unseen.uids) == 20
+    flagged_seen = ClientView(client, "flagged")
+    await flagged_seen.open("INBOX", filter="Flagged,Seen", filterField="FLAGS")
+    assert await flagged_seen.browse_all() == [1, 11, 21, 31]
+    by_subject = ClientView(client, "subject")
+    await by_subject.open("INBOX", filter="Message 3", filterField="Subject")
+    assert sorted(await by_subject.browse_all()) == [4] + list(range(31, 41))
+    anywhere = ClientView(client, "anywhere")
+    await anywhere.open("INBOX", filter="sender7@example.org")
+    assert await anywhere.browse_all() == [8]
+
+
+async def test_message_set_rules(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    await ClientView(client, "INBOX").open("INBOX")
+    mixed = request("messageMark", {"id": "m", "folder": "INBOX", "flags": "Seen"},
+                    *uids(1), index_range(0, 1))  # fmt: skip
+    assert (await client.send(mixed)).error_num == "501"
+    by_uid = request("folderBrowse", {"id": "b", "folder": "INBOX"}, *uids(1))
+    assert (await client.send(by_uid)).error_num == "501"
+    unknown = await client.request("folderSync", {"folder": "nope"})
+    assert unknown.error_num == "512"
+
+
+async def test_remove_move_and_reopen(filled, stack: devstack.DevStack) -> None:  # type: ignore[no-untyped-def]
+    client, account, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", *fields("Subject"))
+    # DeleteMode defaults to "Move To Trash".
+    await call(client, "messageRemove", {"folder": "INBOX"}, *uids(1, 2))
+    await call(client, "mailboxCreate", {"mailbox": "Kept"})
+    await call(
+        client, "messageMove", {"folder": "INBOX", "targetMailbox": "Kept"}, index_range(2, 4)
+    )
+    assert sorted(await other.run("Trash", "uids")) == [1, 2]  # type: ignore[arg-type]
+    assert len(await other.run("Kept", "uids")) == 3  # type: ignore[arg-type]
+    remaining = await other.run("INBOX", "uids")
+    assert remaining == list(range(6, 41))
+    reopened = await call(
+        client, "folderReopen", {"folder": "INBOX", "sortField": "UID", "sortOrder": "desc"}
+    )
+    (init,) = reopened.of("folderReport")
+    assert init.get("mode") == "init" and init.get("messages") == "35"
+    await call(client, "folderClose", {"folder": "INBOX"})
+    assert (await client.request("folderSync", {"folder": "INBOX"})).error_num == "512"
+
+
+async def test_folder_open_with_mailbox_class_creates_it(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = filled
+    missing = await client.request("folderOpen", {"folder": "n", "mailbox": "Notes"})
+    assert missing.error_num == "512"
+    view = ClientView(client, "n")
+    await view.open("Notes", mailboxClass="IPF.StickyNote")
+    listed = await call(client, "mailboxList", {"filter": "Notes"})
+    assert listed.of("mailbox")[0].get("CLASS") == "IPF.StickyNote"
+
+
+async def test_notify_within_a_second_of_an_external_append(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, other = filled
+    await ClientView(client, "INBOX").open("INBOX")
+    await asyncio.sleep(0.3)  # the watcher's IDLE is up
+    started = time.monotonic()
+    await other.run("INBOX", "append", "INBOX", message("Ping"))
+    await next_notify(client, "INBOX")
+    elapsed = time.monotonic() - started
+    print(f"\nnotify after external APPEND: {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.0
+
+
+async def test_notify_once_until_sync(filled) -> None:  # type: ignore[no-untyped-def]
+    client, _, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX")
+    await other.run("INBOX", "append", "INBOX", message("One"))
+    await next_notify(client, "INBOX")
+    await other.run("INBOX", "append", "INBOX", message("Two"))
+    with pytest.raises(TimeoutError):
+        await next_notify(client, "INBOX", timeout=1.5)
+    await view.sync()
+    await other.run("INBOX", "append", "INBOX", message("Three"))
+    await next_notify(client, "INBOX")
+
+
+ATTACHMENT = bytes(range(256)) * 40
+
+
+async def test_mime_downloads(filled, http_url: str) -> None:  # type: ignore[no-untyped-def]
+    client, _, other = filled
+    encoded = base64.encodebytes(ATTACHMENT).decode()
+    multipart = (
+        "From: a@example.org\r\nSubject: with attachment\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Gr=C3=BC=C3=9Fe, caf=C3=A9\r\n"
+        '--b1\r\nContent-Type: application/octet-stream; name="blob.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        f"{encoded}\r\n--b1--\r\n"
+    ).encode()
+    await other.run("INBOX", "append", "INBOX", multipart)
+    view = ClientView(client, "In Box")
+    await view.open("INBOX", sortField="UID")
+    uid = (await view.browse_all())[-1]
+    session = client.session.get("urlID") if client.session is not None else ""
+    base = f"{http_url}/Session/{session}/MIME/In%20Box"
+    raw = await curl(f"{base}/{uid}-P.txt")
+    assert raw.status == 200 and raw.body.replace("\r\n", "\n") == multipart.decode().replace(
+        "\r\n", "\n"
+    )
+    text = await curl(f"{base}/{uid}-1-B/note.txt")
+    assert text.status == 200 and text.body.strip() == "Grüße, café"
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/{uid}-2-B/blob.bin") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/octet-stream")
+        assert await response.read() == ATTACHMENT
+    assert (await curl(f"{base}/999999-P.txt")).status == 404
+    assert (await curl(f"{http_url}/Session/{session}/MIME/Closed/{uid}-P.txt")).status == 404
