@@ -6,19 +6,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.folderkit import (
-    BehindTheBack, ClientView, call, fields, index_range, message, names, request, uids,
+    BehindTheBack,
+    ClientView,
+    call,
+    fields,
+    index_range,
+    message,
+    names,
+    request,
+    uids,
 )  # fmt: skip
 from tests.e2e.httpcheck import curl
 
+Filled = tuple[XimssClient, devstack.Account, BehindTheBack]
+
 
 @pytest.fixture
-async def filled(bridge_port: int, stack: devstack.DevStack):  # type: ignore[no-untyped-def]
+async def filled(bridge_port: int, stack: devstack.DevStack) -> AsyncIterator[Filled]:
     account = stack.new_account("folder")
     stack.fill_maildir(account.address, "INBOX", 40)
     client = await XimssClient.connect("127.0.0.1", bridge_port)
@@ -36,7 +48,7 @@ async def next_notify(client: XimssClient, folder: str, timeout: float = 5.0) ->
             return time.monotonic() - started
 
 
-async def test_example_1_open_browse_notify_sync(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_example_1_open_browse_notify_sync(filled: Filled) -> None:
     client, _, other = filled
     view = ClientView(client, "INBOX")
     reply = await view.open("INBOX", *fields("FLAGS", "From", "Subject"),
@@ -81,7 +93,7 @@ async def test_example_1_open_browse_notify_sync(filled) -> None:  # type: ignor
     assert await view.browse_all() == [u for u in range(1, 42) if u not in (3, 36)]
 
 
-async def test_example_2_copy_notifies_the_target_folder(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_example_2_copy_notifies_the_target_folder(filled: Filled) -> None:
     client, _, _ = filled
     await call(client, "mailboxCreate", {"mailbox": "Archive"})
     inbox, archive = ClientView(client, "INBOX"), ClientView(client, "Archive")
@@ -96,7 +108,7 @@ async def test_example_2_copy_notifies_the_target_folder(filled) -> None:  # typ
     assert sorted(await archive.browse_all()) == [1, 2, 3]
 
 
-async def test_example_3_mark_sync_expunge_sync(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_example_3_mark_sync_expunge_sync(filled: Filled) -> None:
     client, _, _ = filled
     view = ClientView(client, "INBOX")
     await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="INTERNALDATE")
@@ -121,7 +133,7 @@ async def test_example_3_mark_sync_expunge_sync(filled) -> None:  # type: ignore
     assert len(view.uids) == 37
 
 
-async def test_two_folders_on_one_mailbox_with_different_sorts(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_two_folders_on_one_mailbox_with_different_sorts(filled: Filled) -> None:
     client, _, _ = filled
     by_date = ClientView(client, "byDate")
     by_subject = ClientView(client, "bySubject")
@@ -134,7 +146,7 @@ async def test_two_folders_on_one_mailbox_with_different_sorts(filled) -> None: 
     assert again.error_num == "513"
 
 
-async def test_filters(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_filters(filled: Filled) -> None:
     client, _, _ = filled
     unseen = ClientView(client, "unseen")
     await unseen.open("INBOX", filter="Unseen", filterField="FLAGS")
@@ -144,13 +156,13 @@ async def test_filters(filled) -> None:  # type: ignore[no-untyped-def]
     assert await flagged_seen.browse_all() == [1, 11, 21, 31]
     by_subject = ClientView(client, "subject")
     await by_subject.open("INBOX", filter="Message 3", filterField="Subject")
-    assert sorted(await by_subject.browse_all()) == [4] + list(range(31, 41))
+    assert sorted(await by_subject.browse_all()) == [4, *range(31, 41)]
     anywhere = ClientView(client, "anywhere")
     await anywhere.open("INBOX", filter="sender7@example.org")
     assert await anywhere.browse_all() == [8]
 
 
-async def test_message_set_rules(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_message_set_rules(filled: Filled) -> None:
     client, _, _ = filled
     await ClientView(client, "INBOX").open("INBOX")
     mixed = request("messageMark", {"id": "m", "folder": "INBOX", "flags": "Seen"},
@@ -162,8 +174,8 @@ async def test_message_set_rules(filled) -> None:  # type: ignore[no-untyped-def
     assert unknown.error_num == "512"
 
 
-async def test_remove_move_and_reopen(filled, stack: devstack.DevStack) -> None:  # type: ignore[no-untyped-def]
-    client, account, other = filled
+async def test_remove_move_and_reopen(filled: Filled, stack: devstack.DevStack) -> None:
+    client, _, other = filled
     view = ClientView(client, "INBOX")
     await view.open("INBOX", *fields("Subject"))
     # DeleteMode defaults to "Move To Trash".
@@ -185,7 +197,7 @@ async def test_remove_move_and_reopen(filled, stack: devstack.DevStack) -> None:
     assert (await client.request("folderSync", {"folder": "INBOX"})).error_num == "512"
 
 
-async def test_folder_open_with_mailbox_class_creates_it(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_folder_open_with_mailbox_class_creates_it(filled: Filled) -> None:
     client, _, _ = filled
     missing = await client.request("folderOpen", {"folder": "n", "mailbox": "Notes"})
     assert missing.error_num == "512"
@@ -195,7 +207,7 @@ async def test_folder_open_with_mailbox_class_creates_it(filled) -> None:  # typ
     assert listed.of("mailbox")[0].get("CLASS") == "IPF.StickyNote"
 
 
-async def test_notify_within_a_second_of_an_external_append(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_notify_within_a_second_of_an_external_append(filled: Filled) -> None:
     client, _, other = filled
     await ClientView(client, "INBOX").open("INBOX")
     await asyncio.sleep(0.3)  # the watcher's IDLE is up
@@ -207,7 +219,7 @@ async def test_notify_within_a_second_of_an_external_append(filled) -> None:  # 
     assert elapsed < 1.0
 
 
-async def test_notify_once_until_sync(filled) -> None:  # type: ignore[no-untyped-def]
+async def test_notify_once_until_sync(filled: Filled) -> None:
     client, _, other = filled
     view = ClientView(client, "INBOX")
     await view.open("INBOX")
@@ -224,7 +236,7 @@ async def test_notify_once_until_sync(filled) -> None:  # type: ignore[no-untype
 ATTACHMENT = bytes(range(256)) * 40
 
 
-async def test_mime_downloads(filled, http_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_mime_downloads(filled: Filled, http_url: str) -> None:
     client, _, other = filled
     encoded = base64.encodebytes(ATTACHMENT).decode()
     multipart = (
@@ -247,8 +259,6 @@ async def test_mime_downloads(filled, http_url: str) -> None:  # type: ignore[no
     )
     text = await curl(f"{base}/{uid}-1-B/note.txt")
     assert text.status == 200 and text.body.strip() == "Grüße, café"
-    import aiohttp
-
     async with aiohttp.ClientSession() as http, http.get(f"{base}/{uid}-2-B/blob.bin") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("application/octet-stream")
