@@ -86,7 +86,7 @@ def diff(old: Sequence[int], new: Sequence[int], changed: Collection[int]) -> li
             size += 1
             reports.append(Report("added", j, new[j], size))
     updated = sorted(
-        j for j in (new_pos.get(uid, -1) for uid in set(changed)) if j >= 0
+        j for j in (new_pos.get(uid, -1) for uid in set(changed)) if j >= 0 and kept[j]
     )
     reports.extend(Report("updated", j, new[j], size) for j in updated)
     return reports

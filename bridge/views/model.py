@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bridge.errors import BridgeError, ErrorKind
@@ -57,7 +58,13 @@ Predicate = Callable[[Message], bool]
 
 
 def _flags_key(message: Message) -> tuple[Any, ...]:
-    shown = {name for name in map(flags.from_imap, message.flags) if name is not None}
+    return _key_of_flags(message.flags)
+
+
+# Mailboxes hold few distinct flag sets, so caching by set makes a 100,000-message sort cheap.
+@lru_cache(maxsize=4096)
+def _key_of_flags(imap_flags: frozenset[str]) -> tuple[Any, ...]:
+    shown = {name for name in map(flags.from_imap, imap_flags) if name is not None}
     system = tuple(name in shown for name in flags.SYSTEM_ORDER)
     others = sorted(name.casefold() for name in shown.difference(flags.SYSTEM_ORDER))
     return (*system, tuple(others))
