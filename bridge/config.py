@@ -95,6 +95,12 @@ class PreferenceDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    # Message summaries kept in memory, all accounts together (least recently used go first).
+    max_summaries: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
 class SessionSettings:
     # Live sessions of one account at once, all transports together.
     max_per_user: int = 20
@@ -145,6 +151,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     preferences: PreferenceDefaults = field(default_factory=PreferenceDefaults)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
 

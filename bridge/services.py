@@ -9,6 +9,7 @@ from adapters.protocols import MailAuthenticator
 from bridge.config import DomainSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.registry import SessionRegistry
+from bridge.views.summaries import SummaryCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.summaries = SummaryCache(settings.cache.max_summaries)
         self._domains = {name.lower(): value for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.protocols import OpenMailbox, ViewQuery
+from bridge.views.summaries import MailboxKey
 
 MAX_FOLDERS_PER_SESSION = 64
 
@@ -23,6 +24,8 @@ class Folder:
     modseq: int
     # A notify report was sent and no folderSync has happened since (one per sync, per spec).
     notified: bool = False
+    # Where the shared summary cache keeps this mailbox; None without CONDSTORE (no caching).
+    cache_key: MailboxKey | None = None
     index_of: dict[int, int] = field(default_factory=dict)
 
     def set_view(self, view: list[int]) -> None:

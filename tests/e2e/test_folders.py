@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from bridge.app import Bridge
 from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.folderkit import (
@@ -265,3 +266,34 @@ async def test_mime_downloads(filled: Filled, http_url: str) -> None:
         assert await response.read() == ATTACHMENT
     assert (await curl(f"{base}/999999-P.txt")).status == 404
     assert (await curl(f"{http_url}/Session/{session}/MIME/Closed/{uid}-P.txt")).status == 404
+
+
+async def test_browse_is_served_from_the_shared_cache_and_stays_current(
+    filled: Filled, bridge: Bridge
+) -> None:
+    client, _, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="UID")
+    await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 9))
+    cache = bridge.services.summaries
+    hits = cache.hits
+    again = await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 9))
+    assert cache.hits == hits + 10
+    assert names(again, "FLAGS")[1] == "Recent"
+    # A change behind the bridge's back: the notify marks the cache stale, the next browse
+    # brings it up to date first.
+    await other.run("INBOX", "store", "2", "+FLAGS", "(\\Answered)")
+    await next_notify(client, "INBOX")
+    fresh = await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 9))
+    assert names(fresh, "FLAGS")[1] == "Answered,Recent"
+    # A second session of the same account shares the entries.
+    second = await XimssClient.connect("127.0.0.1", bridge.tcp.port if bridge.tcp else 0)
+    try:
+        await second.login(filled[1].address, filled[1].password)
+        other_view = ClientView(second, "Mine")
+        await other_view.open("INBOX", *fields("Subject"), sortField="UID")
+        hits = cache.hits
+        await call(second, "folderBrowse", {"folder": "Mine"}, index_range(0, 9))
+        assert cache.hits == hits + 10
+    finally:
+        await second.close()

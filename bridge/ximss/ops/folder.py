@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from adapters.protocols import MessageSummary, OpenMailbox, ViewQuery
-from bridge import xml
+from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.folders import MAX_FOLDERS_PER_SESSION, Folder
 from bridge.views import flags as flag_names
 from bridge.views.diff import Report, diff
 from bridge.views.messageset import parse_message_set, resolve_indexes
+from bridge.views.summaries import visible
 from bridge.ximss import codec, fields
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.service import user_zone
@@ -56,6 +57,8 @@ def folder_of(conv: Conversation, request: Request) -> Folder:
 
 def _notify(conv: Conversation, folder: Folder) -> None:
     """Changes in the mailbox: one asynchronous notify report until the client syncs."""
+    if folder.cache_key is not None:
+        conv.services.summaries.mark_dirty(folder.cache_key)
     if folder.notified:
         return
     folder.notified = True
@@ -77,6 +80,9 @@ async def _init(conv: Conversation, request: Request, folder: Folder) -> None:
     """Build the view and send the init report (folderOpen, folderReopen)."""
     status = await folder.mailbox.status()
     folder.modseq = status.highestmodseq
+    if status.highestmodseq:
+        account = conv.require_session().account
+        folder.cache_key = (account, folder.mailbox.name, status.uidvalidity)
     folder.set_view(await folder.mailbox.view(folder.query))
     folder.notified = False
     conv.send(codec.data("folderReport", request.id, {
@@ -149,8 +155,26 @@ def report(
     return element
 
 
-async def _summaries(folder: Folder, uids: Sequence[int]) -> dict[int, MessageSummary]:
-    return await folder.mailbox.summaries(uids, fields.headers_for(folder.fields))
+async def _summaries(
+    conv: Conversation, folder: Folder, uids: Sequence[int]
+) -> dict[int, MessageSummary]:
+    """From the shared cache where it can, brought up to date first when a change was seen."""
+    headers = fields.headers_for(folder.fields)
+    key = folder.cache_key
+    if key is None:
+        return await folder.mailbox.summaries(uids, headers)
+    cache = conv.services.summaries
+    refresh, since = cache.needs_refresh(key)
+    if refresh:
+        cache.apply(key, await folder.mailbox.changes_since(since))
+    found, missing = cache.lookup(key, uids, headers)
+    metrics.CACHE_LOOKUPS.labels("summaries", "hit").inc(len(found))
+    if missing:
+        metrics.CACHE_LOOKUPS.labels("summaries", "miss").inc(len(missing))
+        fetched = await folder.mailbox.summaries(missing, headers)
+        cache.store(key, folder.modseq, fetched, headers)
+        found.update(fetched)
+    return {uid: visible(summary) for uid, summary in found.items()}
 
 
 async def folder_browse(conv: Conversation, request: Request) -> Outcome:
@@ -160,7 +184,7 @@ async def folder_browse(conv: Conversation, request: Request) -> Outcome:
         raise BridgeError(ErrorKind.BAD_REQUEST, "folderBrowse takes index elements only")
     indexes = resolve_indexes(message_set, len(folder.view))
     uids = [folder.view[i] for i in indexes]
-    summaries = await _summaries(folder, uids)
+    summaries = await _summaries(conv, folder, uids)
     for index, uid in zip(indexes, uids, strict=True):
         conv.send(report(conv, request, folder, index, uid, summaries.get(uid)))
     return Outcome.DONE
@@ -175,6 +199,8 @@ async def folder_sync(conv: Conversation, request: Request) -> Outcome:
 async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Report]:
     folder.notified = False
     changes = await folder.mailbox.changes_since(folder.modseq)
+    if folder.cache_key is not None:
+        conv.services.summaries.apply(folder.cache_key, changes, since=folder.modseq)
     new_view = await folder.mailbox.view(folder.query)
     # Headers never change; what a row shows changes only through its flags.
     shows_flags = any(f.upper() == FLAGS_FIELD for f in folder.fields)
@@ -182,7 +208,7 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
     changed = set(changes.flags).intersection(folder.view) if shows_flags else set()
     reports = diff(folder.view, new_view, changed)
     needed = [r.uid for r in reports if r.mode != "removed"]
-    summaries = await _summaries(folder, needed) if needed and folder.fields else {}
+    summaries = await _summaries(conv, folder, needed) if needed and folder.fields else {}
     for item in reports:
         removed = item.mode == "removed"
         conv.send(report(conv, request, folder, item.index, item.uid, summaries.get(item.uid),
