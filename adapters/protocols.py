@@ -74,6 +74,8 @@ class FlagChanges:
     flags: Mapping[int, frozenset[str]]
     vanished: frozenset[int]
     highestmodseq: int
+    # False when the backend cannot say what was expunged (no QRESYNC) or sent everything.
+    complete: bool = True
 
 
 class OpenMailbox(Protocol):

@@ -43,7 +43,9 @@ SEARCH_UNSET = {"\\SEEN": "UNSEEN", "\\ANSWERED": "UNANSWERED", "\\FLAGGED": "UN
                 "\\DELETED": "UNDELETED", "\\DRAFT": "UNDRAFT", "\\RECENT": "OLD"}  # fmt: skip
 FETCH_CHUNK = 5000
 # IMAP section numbers with an optional MIME/HEADER/TEXT suffix; nothing else reaches the wire.
-_SECTION = re.compile(r"^(?:[1-9][0-9]{0,4}(?:\.[1-9][0-9]{0,4}){0,19}(?:\.(?:MIME|HEADER|TEXT))?|HEADER|TEXT|)$")
+_SECTION = re.compile(
+    r"^(?:[1-9][0-9]{0,4}(?:\.[1-9][0-9]{0,4}){0,19}(?:\.(?:MIME|HEADER|TEXT))?|HEADER|TEXT|)$"
+)
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # Subscribe (server mailbox name, callback) to change events; returns the unsubscriber.
 Watch = Callable[[str, Callable[[], None]], Callable[[], None]]
@@ -190,12 +192,13 @@ class ImapOpenMailbox:
         """Fields IMAP cannot sort by (Reply-To, X-Mailer, Pty...): sort on their raw values."""
         summaries = await self.summaries(uids, [field])
 
-        def key(uid: int) -> tuple[str, int]:
+        def key(uid: int) -> str:
             summary = summaries.get(uid)
-            return ((summary.headers.get(field, "") if summary else "").lower(), uid)
+            return (summary.headers.get(field, "") if summary else "").lower()
 
-        ordered = sorted(uids, key=key)
-        return ordered[::-1] if descending else ordered
+        # IMAP SORT keeps ties in ascending UID order even when reversed; a stable sort of
+        # the ascending UIDs with reverse=True does the same.
+        return sorted(uids, key=key, reverse=descending)
 
     async def summaries(
         self, uids: Sequence[int], header_fields: Sequence[str]
@@ -227,17 +230,23 @@ class ImapOpenMailbox:
             )
             flags = _flags_of(result)
             status = await self.status()
-            return FlagChanges(flags, frozenset(), status.highestmodseq)
-        modifier = f"(CHANGEDSINCE {modseq}" + (" VANISHED)" if client.has("QRESYNC") else ")")
-        result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"), Raw(modifier),
-                                      wants=("FETCH", "VANISHED"))  # fmt: skip
+            return FlagChanges(flags, frozenset(), status.highestmodseq, complete=False)
+        qresync = client.has("QRESYNC")
+        modifier = f"(CHANGEDSINCE {modseq}" + (" VANISHED)" if qresync else ")")
+        # NOOP first, and not pipelined: "1:*" only reaches messages the server has announced
+        # to this connection, and Dovecot defers that announcement while pipelined commands
+        # wait. The NOOP's HIGHESTMODSEQ is where the FETCH's view stands: anything announced
+        # later has a higher modseq, so the next CHANGEDSINCE from there cannot miss it.
+        noop = await client.execute("NOOP", wants=("OK",))
+        result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS MODSEQ)"),
+                                      Raw(modifier), wants=("FETCH", "VANISHED"))  # fmt: skip
         vanished: set[int] = set()
         for item in result.of("VANISHED"):
             ranges = item.values[-1] if item.values else ""
             for low, high in parse_sequence_set(str(ranges)):
                 vanished.update(range(low, (high or low) + 1))
-        status = await self.status()
-        return FlagChanges(_flags_of(result), frozenset(vanished), status.highestmodseq)
+        highest = _highest_modseq(noop) or modseq
+        return FlagChanges(_flags_of(result), frozenset(vanished), highest, complete=qresync)
 
     async def fetch_section(
         self, uid: int, section: str, offset: int = 0, length: int | None = None
@@ -315,6 +324,16 @@ def _esearch_all(result: Result) -> list[int]:
                 for low, high in parse_sequence_set(str(values[index + 1])):
                     uids.extend(range(low, (high or low) + 1))
     return uids
+
+
+def _highest_modseq(result: Result) -> int:
+    """HIGHESTMODSEQ from a command's tagged or untagged OK response codes (0 when absent)."""
+    codes = [result.tagged.code, *(item.code for item in result.of("OK"))]
+    for code in codes:
+        if code is not None and code.name == "HIGHESTMODSEQ" and code.args:
+            with contextlib.suppress(ValueError):
+                return int(str(code.args[0]))
+    return 0
 
 
 def _flags_of(result: Result) -> dict[int, frozenset[str]]:

@@ -11,6 +11,7 @@ from lxml import etree
 from adapters.protocols import MessageSummary, OpenMailbox, ViewQuery
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
+from bridge.session import incremental
 from bridge.session.folders import MAX_FOLDERS_PER_SESSION, Folder
 from bridge.views import flags as flag_names
 from bridge.views.diff import Report, diff
@@ -156,10 +157,10 @@ def report(
 
 
 async def _summaries(
-    conv: Conversation, folder: Folder, uids: Sequence[int]
+    conv: Conversation, folder: Folder, uids: Sequence[int], extra: Sequence[str] = ()
 ) -> dict[int, MessageSummary]:
     """From the shared cache where it can, brought up to date first when a change was seen."""
-    headers = fields.headers_for(folder.fields)
+    headers = sorted({*fields.headers_for(folder.fields), *extra})
     key = folder.cache_key
     if key is None:
         return await folder.mailbox.summaries(uids, headers)
@@ -201,12 +202,25 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
     changes = await folder.mailbox.changes_since(folder.modseq)
     if folder.cache_key is not None:
         conv.services.summaries.apply(folder.cache_key, changes, since=folder.modseq)
-    new_view = await folder.mailbox.view(folder.query)
     # Headers never change; what a row shows changes only through its flags.
     shows_flags = any(f.upper() == FLAGS_FIELD for f in folder.fields)
-    # New messages show up in CHANGEDSINCE too; they are reported as added, not updated.
-    changed = set(changes.flags).intersection(folder.view) if shows_flags else set()
-    reports = diff(folder.view, new_view, changed)
+    reports: list[Report] | None = None
+    moved = None
+    if incremental.supports(folder.query, changes):
+
+        async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
+            return await _summaries(conv, folder, uids, extra=(incremental.DATE_HEADER,))
+
+        moved = await incremental.apply_changes(folder.view, folder.query, changes, fetch)
+    if moved is not None:
+        new_view = moved.view
+        reports = moved.reports(folder.view, shows_flags)
+    else:
+        new_view = await folder.mailbox.view(folder.query)
+    if reports is None:
+        # New messages show up in CHANGEDSINCE too; they are reported as added, not updated.
+        changed = set(changes.flags).intersection(folder.view) if shows_flags else set()
+        reports = diff(folder.view, new_view, changed)
     needed = [r.uid for r in reports if r.mode != "removed"]
     summaries = await _summaries(conv, folder, needed) if needed and folder.fields else {}
     for item in reports:
