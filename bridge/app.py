@@ -75,6 +75,7 @@ class Bridge:
             self.services.sessions.discard(session)
         for name in self.services.domain_names:
             await self.services.domain(name).mail.close()
+        await self.services.state.close()
 
     async def __aenter__(self) -> Bridge:
         await self.start()

@@ -95,6 +95,13 @@ class PreferenceDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSettings:
+    backend: Literal["sqlite"] = "sqlite"
+    # The SQLite file (":memory:" keeps nothing across restarts).
+    path: str = "ximss-bridge-state.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     # Message summaries kept in memory, all accounts together (least recently used go first).
     max_summaries: int = 200_000
@@ -152,6 +159,7 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     preferences: PreferenceDefaults = field(default_factory=PreferenceDefaults)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
 

@@ -9,6 +9,8 @@ from adapters.protocols import MailAuthenticator
 from bridge.config import DomainSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.registry import SessionRegistry
+from bridge.state import Store
+from bridge.state.sqlite import SqliteStore
 from bridge.views.summaries import SummaryCache
 
 
@@ -26,6 +28,7 @@ class Services:
         self.settings = settings
         self.sessions = sessions
         self.summaries = SummaryCache(settings.cache.max_summaries)
+        self.state: Store = SqliteStore(settings.state.path)
         self._domains = {name.lower(): value for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:

@@ -890,6 +890,9 @@ port = {listen_port}
 host = "127.0.0.1"
 port = {http_port}
 
+[state]
+path = "{DEFAULT_ROOT / "bridge-state.sqlite"}"
+
 [domains."{DEFAULT_DOMAIN}".imap]
 host = "127.0.0.1"
 port = {ports.imap}

@@ -6,6 +6,7 @@ Each fixture stops exactly what it started. Tests that need their own clean acco
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import shutil
 import sys
@@ -50,7 +51,10 @@ def stack() -> Iterator[devstack.DevStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: devstack.DevStack) -> config.Settings:
-    return config.loads(stack.bridge_config_toml(0, http_port=0))
+    loaded = config.loads(stack.bridge_config_toml(0, http_port=0))
+    # Every bridge of the run shares one state file in the stack's scratch folder.
+    state = config.StateSettings(path=str(stack.root / "bridge-state.sqlite"))
+    return dataclasses.replace(loaded, state=state)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ class Folder:
     notified: bool = False
     # Where the shared summary cache keeps this mailbox; None without CONDSTORE (no caching).
     cache_key: MailboxKey | None = None
+    # Where the state store keeps this view between runs; None when it cannot be kept.
+    state_key: str | None = None
     index_of: dict[int, int] = field(default_factory=dict)
 
     def set_view(self, view: list[int]) -> None:

@@ -147,8 +147,12 @@ async def _position(
 ) -> int | None:
     """bisect_left of `target` in a view ordered by (key, uid), fetching probe keys as needed."""
     low, high = 0, len(view)
+    # Arrivals mostly belong at one end (newest first or last): the ends' keys are fetched
+    # with the new messages, so these cost no round trip.
     if view and view[-1] in keys and (keys[view[-1]], view[-1]) < target:
         return len(view)
+    if view and view[0] in keys and target < (keys[view[0]], view[0]):
+        return 0
     while low < high:
         middle = (low + high) // 2
         uid = view[middle]

@@ -1,0 +1,19 @@
+"""State stores: the bridge's own small state (cached folder views) behind one interface.
+
+SQLite (an embedded file, nothing to run) is the default; a Redis store for several replicas
+implements the same Protocol. Everything kept here is a cache: losing it costs speed, never data.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Store(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -9,6 +9,7 @@ lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bridge.services import Services
 from bridge.session.session import Session
 from bridge.ximss import codec
 from bridge.ximss.dispatch import OPERATIONS
+from bridge.ximss.ops import folder as folder_ops
 from bridge.ximss.ops.base import Outcome, PendingSasl, Phase
 
 log = logging.getLogger("bridge.ximss")
@@ -140,5 +142,8 @@ class Conversation:
         session, self.session = self.session, None
         if session is not None:
             session.mail.on_alert(None)
+            for folder in session.folders.all():
+                with contextlib.suppress(Exception):
+                    await folder_ops.save(self, folder)
             self.services.sessions.discard(session)
             await session.close()

@@ -121,6 +121,12 @@ class BehindTheBack:
         assert status == "OK"
 
     @staticmethod
+    def _sort(imap: imaplib.IMAP4, program: str) -> list[int]:
+        status, data = imap.uid("SORT", program, "UTF-8", "ALL")
+        assert status == "OK"
+        return [int(x) for x in (data[0] or b"").split()]
+
+    @staticmethod
     def _uids(imap: imaplib.IMAP4) -> list[int]:
         status, data = imap.uid("SEARCH", "ALL")
         assert status == "OK"

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from bridge import config
 from bridge.app import Bridge
 from bridge.client import XimssClient
 from tests.conftest import devstack
@@ -297,3 +298,38 @@ async def test_browse_is_served_from_the_shared_cache_and_stays_current(
         assert cache.hits == hits + 10
     finally:
         await second.close()
+
+
+async def test_restarted_bridge_reopens_from_the_stored_view(
+    settings: config.Settings, stack: devstack.DevStack
+) -> None:
+    account = stack.new_account("warm")
+    stack.fill_maildir(account.address, "INBOX", 300)
+    other = BehindTheBack(stack.ports.imap, account)
+    spec = {"sortField": "Date", "sortOrder": "desc"}
+    async with Bridge(settings) as first:
+        assert first.tcp is not None
+        client = await XimssClient.connect("127.0.0.1", first.tcp.port)
+        await client.login(account.address, account.password)
+        await ClientView(client, "INBOX").open("INBOX", **spec)
+        await client.close()
+    # While no bridge runs: new mail, an expunge and flag changes.
+    await other.run("INBOX", "append", "INBOX", message("While away"))
+    await other.run("INBOX", "expunge", "7")
+    await other.run("INBOX", "store", "10:19", "+FLAGS", "(\\Seen)")
+    async with Bridge(settings) as second:
+        assert second.tcp is not None
+        client = await XimssClient.connect("127.0.0.1", second.tcp.port)
+        await client.login(account.address, account.password)
+        misses = second.services.summaries.misses
+        warm = ClientView(client, "warm")
+        started = time.monotonic()
+        await warm.open("INBOX", **spec)
+        elapsed = time.monotonic() - started
+        # Only the new message and the two ends of the stored view were fetched: no SORT.
+        assert second.services.summaries.misses - misses <= 3
+        warm_view = await warm.browse_all()
+        assert warm_view == await other.run("INBOX", "sort", "(REVERSE DATE)")
+        assert warm_view[0] == 301 and 7 not in warm_view
+        print(f"\nwarm folderOpen after restart (300 messages): {elapsed * 1000:.1f} ms")
+        await client.close()

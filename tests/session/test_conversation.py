@@ -17,6 +17,8 @@ from bridge.ximss.conversation import Conversation
 
 SETTINGS = config.loads(
     """
+[state]
+path = ":memory:"
 [domains."example.test".real_names]
 alice = "Alice A."
 """

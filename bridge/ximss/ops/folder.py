@@ -11,7 +11,7 @@ from lxml import etree
 from adapters.protocols import MessageSummary, OpenMailbox, ViewQuery
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
-from bridge.session import incremental
+from bridge.session import incremental, persist
 from bridge.session.folders import MAX_FOLDERS_PER_SESSION, Folder
 from bridge.views import flags as flag_names
 from bridge.views.diff import Report, diff
@@ -80,16 +80,52 @@ async def _open_mailbox(conv: Conversation, mailbox: str, mailbox_class: str | N
 async def _init(conv: Conversation, request: Request, folder: Folder) -> None:
     """Build the view and send the init report (folderOpen, folderReopen)."""
     status = await folder.mailbox.status()
-    folder.modseq = status.highestmodseq
+    account = conv.require_session().account
+    folder.cache_key = None
     if status.highestmodseq:
-        account = conv.require_session().account
         folder.cache_key = (account, folder.mailbox.name, status.uidvalidity)
-    folder.set_view(await folder.mailbox.view(folder.query))
+    folder.state_key = persist.view_key(account, folder.mailbox.name, status.uidvalidity,
+                                        folder.query) if status.highestmodseq else None  # fmt: skip
+    warm = await _stored_view(conv, folder)
+    if warm is None:
+        folder.modseq = status.highestmodseq
+        folder.set_view(await folder.mailbox.view(folder.query))
+        await save(conv, folder)
     folder.notified = False
     conv.send(codec.data("folderReport", request.id, {
         "folder": folder.name, "mode": "init", "messages": len(folder.view),
         "unseen": status.unseen, "UIDNext": status.uidnext, "UIDValidity": status.uidvalidity,
     }))  # fmt: skip
+
+
+async def _stored_view(conv: Conversation, folder: Folder) -> list[int] | None:
+    """The view kept by an earlier run, brought up to date; None when it must be built anew."""
+    if folder.state_key is None:
+        return None
+    blob = await conv.services.state.get(folder.state_key)
+    stored = persist.decode(blob) if blob is not None else None
+    if stored is None or not stored[0]:
+        return None
+    modseq, view = stored
+    changes = await folder.mailbox.changes_since(modseq)
+    if not incremental.supports(folder.query, changes):
+        return None
+
+    async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
+        return await _summaries(conv, folder, uids, extra=(incremental.DATE_HEADER,))
+
+    moved = await incremental.apply_changes(view, folder.query, changes, fetch)
+    if moved is None:
+        return None
+    folder.set_view(moved.view)
+    folder.modseq = changes.highestmodseq
+    return moved.view
+
+
+async def save(conv: Conversation, folder: Folder) -> None:
+    """Keep the logical view (exact as of folder.modseq) for the next open, even after restart."""
+    if folder.state_key is not None and folder.modseq:
+        await conv.services.state.set(folder.state_key, persist.encode(folder.modseq, folder.view))
 
 
 async def folder_open(conv: Conversation, request: Request) -> Outcome:
@@ -124,6 +160,7 @@ async def folder_close(conv: Conversation, request: Request) -> Outcome:
     folder = folder_of(conv, request)
     conv.require_session().folders.pop(folder.name)
     folder.mailbox.on_change(None)
+    await save(conv, folder)
     await folder.mailbox.close()
     return Outcome.DONE
 
