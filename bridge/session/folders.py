@@ -4,7 +4,7 @@ client was last told about (DESIGN section 5), kept apart from the mailbox's cur
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from adapters.protocols import OpenMailbox, ViewQuery
 from bridge.views.summaries import MailboxKey
@@ -28,16 +28,9 @@ class Folder:
     cache_key: MailboxKey | None = None
     # Where the state store keeps this view between runs; None when it cannot be kept.
     state_key: str | None = None
-    index_of: dict[int, int] = field(default_factory=dict)
 
     def set_view(self, view: list[int]) -> None:
         self.view = view
-        self.index_of = {}
-
-    def position(self, uid: int) -> int | None:
-        if not self.index_of and self.view:
-            self.index_of = {u: i for i, u in enumerate(self.view)}
-        return self.index_of.get(uid)
 
 
 class Folders:
