@@ -326,6 +326,22 @@ def _esearch_all(result: Result) -> list[int]:
     return uids
 
 
+# Most messages share a handful of flag combinations: one frozenset object each, not one per
+# message (a frozenset costs over 200 bytes; summaries and changes hold one per message).
+_FLAG_SETS: dict[frozenset[str], frozenset[str]] = {}
+MAX_FLAG_SETS = 4096
+
+
+def _flag_set(values: list[Value]) -> frozenset[str]:
+    flags = frozenset(str(f) for f in values)
+    shared = _FLAG_SETS.get(flags)
+    if shared is not None:
+        return shared
+    if len(_FLAG_SETS) < MAX_FLAG_SETS:
+        _FLAG_SETS[flags] = flags
+    return flags
+
+
 def _highest_modseq(result: Result) -> int:
     """HIGHESTMODSEQ from a command's tagged or untagged OK response codes (0 when absent)."""
     codes = [result.tagged.code, *(item.code for item in result.of("OK"))]
@@ -345,7 +361,7 @@ def _flags_of(result: Result) -> dict[int, frozenset[str]]:
         data = dict(zip((str(k).upper() for k in pairs[::2]), pairs[1::2], strict=False))
         uid, found = data.get("UID"), data.get("FLAGS")
         if uid is not None and isinstance(found, list):
-            flags[int(str(uid))] = frozenset(str(f) for f in found)
+            flags[int(str(uid))] = _flag_set(found)
     return flags
 
 
@@ -361,7 +377,7 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
         if name == "UID":
             uid = int(str(value))
         elif name == "FLAGS" and isinstance(value, list):
-            flags = frozenset(str(f) for f in value)
+            flags = _flag_set(value)
         elif name == "RFC822.SIZE":
             size = int(str(value))
         elif name == "INTERNALDATE" and isinstance(value, bytes):

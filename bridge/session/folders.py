@@ -3,7 +3,8 @@ client was last told about (DESIGN section 5), kept apart from the mailbox's cur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.protocols import OpenMailbox, ViewQuery
@@ -19,7 +20,8 @@ class Folder:
     query: ViewQuery
     fields: tuple[str, ...]
     # UIDs in view order: what the client holds, changed only by init and folderSync reports.
-    view: list[int]
+    # An array of 32-bit UIDs: 4 bytes a message instead of a list's 36.
+    view: array[int]
     # The mailbox's HIGHESTMODSEQ when `view` was last brought up to date.
     modseq: int
     # A notify report was sent and no folderSync has happened since (one per sync, per spec).
@@ -29,8 +31,8 @@ class Folder:
     # Where the state store keeps this view between runs; None when it cannot be kept.
     state_key: str | None = None
 
-    def set_view(self, view: list[int]) -> None:
-        self.view = view
+    def set_view(self, view: Sequence[int]) -> None:
+        self.view = view if isinstance(view, array) else array("I", view)
 
 
 class Folders:

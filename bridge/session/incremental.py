@@ -34,7 +34,7 @@ class Incremental:
     removed: set[int]
     inserted: list[int]
 
-    def reports(self, old: list[int], show_changes: bool) -> list[Report] | None:
+    def reports(self, old: Sequence[int], show_changes: bool) -> list[Report] | None:
         """The reports straight from what moved, without diffing whole views; None when so
         much moved that the general diff is the better tool."""
         updated = self.changed if show_changes else set()
@@ -88,7 +88,7 @@ def sort_key(field: str, summary: MessageSummary) -> int | None:
 
 
 async def apply_changes(
-    view: list[int], query: ViewQuery, changes: FlagChanges, fetch: Fetch
+    view: Sequence[int], query: ViewQuery, changes: FlagChanges, fetch: Fetch
 ) -> Incremental | None:
     """The new view, or None when only a full SORT can say it exactly."""
     current = [uid for uid in view if uid not in changes.vanished] if changes.vanished else view

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
+from collections.abc import Sequence
 
 from adapters.protocols import ViewQuery
 
@@ -24,14 +25,15 @@ def view_key(account: str, mailbox: str, uidvalidity: int, query: ViewQuery) -> 
     return "view:" + hashlib.sha256(spec.encode()).hexdigest()
 
 
-def encode(modseq: int, view: list[int]) -> bytes:
-    return _HEADER.pack(modseq) + array("I", view).tobytes()
+def encode(modseq: int, view: Sequence[int]) -> bytes:
+    stored = view if isinstance(view, array) else array("I", view)
+    return _HEADER.pack(modseq) + stored.tobytes()
 
 
-def decode(blob: bytes) -> tuple[int, list[int]] | None:
+def decode(blob: bytes) -> tuple[int, array[int]] | None:
     if len(blob) < _HEADER.size or (len(blob) - _HEADER.size) % 4:
         return None
     (modseq,) = _HEADER.unpack_from(blob)
     uids = array("I")
     uids.frombytes(blob[_HEADER.size :])
-    return modseq, uids.tolist()
+    return modseq, uids

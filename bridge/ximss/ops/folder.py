@@ -3,6 +3,7 @@ folderExpunge. A folder's logical view changes only through init and folderSync 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -98,7 +99,7 @@ async def _init(conv: Conversation, request: Request, folder: Folder) -> None:
     }))  # fmt: skip
 
 
-async def _stored_view(conv: Conversation, folder: Folder) -> list[int] | None:
+async def _stored_view(conv: Conversation, folder: Folder) -> Sequence[int] | None:
     """The view kept by an earlier run, brought up to date; None when it must be built anew."""
     if folder.state_key is None:
         return None
@@ -137,7 +138,7 @@ async def folder_open(conv: Conversation, request: Request) -> Outcome:
         raise BridgeError(ErrorKind.LIMIT, "too many open folders")
     query, viewer = query_of(request), fields_of(request)
     mailbox = await _open_mailbox(conv, request.get("mailbox") or name, request.get("mailboxClass"))
-    folder = Folder(name, mailbox, query, viewer, [], 0)
+    folder = Folder(name, mailbox, query, viewer, array("I"), 0)
     try:
         await _init(conv, request, folder)
     except BaseException:
