@@ -225,27 +225,31 @@ class ImapOpenMailbox:
     async def changes_since(self, modseq: int) -> FlagChanges:
         client = await self._ready()
         if not modseq or not client.has("CONDSTORE"):
-            result = await client.execute(
-                "UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"), wants=("FETCH",)
-            )
-            flags = _flags_of(result)
             status = await self.status()
-            return FlagChanges(flags, frozenset(), status.highestmodseq, complete=False)
+            result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"),
+                                          wants=("FETCH",))  # fmt: skip
+            return FlagChanges(_flags_of(result), frozenset(), status.highestmodseq, complete=False)
+        # NOOP first, and not pipelined: "1:*" only reaches messages the server has announced
+        # to this connection, and Dovecot defers announcing while pipelined commands wait.
+        await client.execute("NOOP")
         qresync = client.has("QRESYNC")
         modifier = f"(CHANGEDSINCE {modseq}" + (" VANISHED)" if qresync else ")")
-        # NOOP first, and not pipelined: "1:*" only reaches messages the server has announced
-        # to this connection, and Dovecot defers that announcement while pipelined commands
-        # wait. The NOOP's HIGHESTMODSEQ is where the FETCH's view stands: anything announced
-        # later has a higher modseq, so the next CHANGEDSINCE from there cannot miss it.
-        noop = await client.execute("NOOP", wants=("OK",))
-        result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS MODSEQ)"),
-                                      Raw(modifier), wants=("FETCH", "VANISHED"))  # fmt: skip
+        result = await client.execute(
+            "UID FETCH", Raw("1:*"), Raw("(UID FLAGS MODSEQ)"), Raw(modifier),
+            wants=("FETCH", "VANISHED", "EXISTS"),
+        )  # fmt: skip
+        # Where we now stand. Modseqs grow with time, and the FETCH saw every change up to
+        # its start, so the highest modseq among its items is a safe next base, unless a
+        # message arrived after the NOOP: then "1:*" missed it although its modseq may be lower
+        # than an item's, and the old base stays (the server announces such a message with
+        # EXISTS by the end of the FETCH). Dovecot sends no HIGHESTMODSEQ on NOOP to use instead.
+        arrived = bool(result.of("EXISTS"))
+        highest = modseq if arrived else max([modseq, *_modseqs(result)])
         vanished: set[int] = set()
         for item in result.of("VANISHED"):
             ranges = item.values[-1] if item.values else ""
             for low, high in parse_sequence_set(str(ranges)):
                 vanished.update(range(low, (high or low) + 1))
-        highest = _highest_modseq(noop) or modseq
         return FlagChanges(_flags_of(result), frozenset(vanished), highest, complete=qresync)
 
     async def fetch_section(
@@ -321,8 +325,21 @@ def _esearch_all(result: Result) -> list[int]:
         values = item.values
         for index, value in enumerate(values):
             if isinstance(value, str) and value.upper() == "ALL" and index + 1 < len(values):
-                for low, high in parse_sequence_set(str(values[index + 1])):
-                    uids.extend(range(low, (high or low) + 1))
+                uids.extend(_expand(str(values[index + 1])))
+    return uids
+
+
+def _expand(sequence: str) -> list[int]:
+    """A UID set as the server sends it ("1:5,9,12:14"), expanded; plain string splitting, as
+    a SORT of 100,000 messages sends tens of thousands of pieces."""
+    uids: list[int] = []
+    for piece in sequence.split(","):
+        low, _, high = piece.partition(":")
+        if high:
+            a, b = int(low), int(high)
+            uids.extend(range(min(a, b), max(a, b) + 1))
+        else:
+            uids.append(int(low))
     return uids
 
 
@@ -342,14 +359,16 @@ def _flag_set(values: list[Value]) -> frozenset[str]:
     return flags
 
 
-def _highest_modseq(result: Result) -> int:
-    """HIGHESTMODSEQ from a command's tagged or untagged OK response codes (0 when absent)."""
-    codes = [result.tagged.code, *(item.code for item in result.of("OK"))]
-    for code in codes:
-        if code is not None and code.name == "HIGHESTMODSEQ" and code.args:
-            with contextlib.suppress(ValueError):
-                return int(str(code.args[0]))
-    return 0
+def _modseqs(result: Result) -> list[int]:
+    found = []
+    for item in result.of("FETCH"):
+        pairs = item.values[0] if item.values else None
+        if isinstance(pairs, list):
+            for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+                if str(key).upper() == "MODSEQ" and isinstance(value, list) and value:
+                    with contextlib.suppress(ValueError):
+                        found.append(int(str(value[0])))
+    return found
 
 
 def _flags_of(result: Result) -> dict[int, frozenset[str]]:

@@ -333,3 +333,18 @@ async def test_restarted_bridge_reopens_from_the_stored_view(
         assert warm_view[0] == 301 and 7 not in warm_view
         print(f"\nwarm folderOpen after restart (300 messages): {elapsed * 1000:.1f} ms")
         await client.close()
+
+
+async def test_each_change_is_reported_once(filled: Filled) -> None:
+    """The folder's modseq advances on every sync: a flag change is reported once, not again
+    at every later sync (Dovecot sends no HIGHESTMODSEQ on NOOP)."""
+    client, _, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", *fields("FLAGS"), sortField="UID")
+    for uid in (3, 5, 7):
+        await other.run("INBOX", "store", str(uid), "+FLAGS", "(\\Answered)")
+        sync = await view.sync()
+        assert [(r.get("mode"), r.get("UID")) for r in sync.of("folderReport")] == [
+            ("updated", str(uid))
+        ]
+    assert (await view.sync()).of("folderReport") == []
