@@ -120,8 +120,11 @@ class LimitSettings:
     max_xml_depth: int = 64
     # Requests read ahead of the one being processed; reading pauses past this.
     pipeline_depth: int = 64
-    # Messages waiting for a slow client; past this the client is disconnected.
-    output_queue: int = 4096
+    # Bytes of replies waiting for a client; past this the client is disconnected.
+    output_buffer_bytes: int = 64 << 20
+    # Seconds a client may leave replies unread before the next request is processed; then the
+    # client is disconnected (replies are never buffered without end).
+    slow_client_timeout: float = 60.0
     # Seconds without a request before a session's connection is closed (spec: 10 minutes).
     idle_timeout: float = 600.0
     # Seconds a connection may stay without logging in.

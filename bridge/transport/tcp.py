@@ -33,6 +33,8 @@ from bridge.ximss.ops.base import Outcome
 log = logging.getLogger("bridge.tcp")
 
 READ_CHUNK: Final = 64 * 1024
+# Replies still queued below which the next request is processed without waiting.
+LOW_WATER: Final = 1 << 20
 _EOF: Final = b""
 
 
@@ -56,7 +58,11 @@ class XimssConnection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
         self._requests: asyncio.Queue[bytes] = asyncio.Queue(self._limits.pipeline_depth)
-        self._output: asyncio.Queue[bytes | None] = asyncio.Queue(self._limits.output_queue)
+        # Unbounded in count, bounded in bytes: one large reply (a folderBrowse of thousands of
+        # rows) is fine, a client that stops reading is not.
+        self._output: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queued = 0
+        self._drained = asyncio.Event()
         self.conversation = Conversation(services, self._send, peer=self.peer, secure=secure)
         self.conversation.starttls_offered = starttls is not None and not secure
         self._starttls = starttls
@@ -68,11 +74,28 @@ class XimssConnection:
     def _send(self, message: etree._Element) -> None:
         if self._slow:
             return
-        try:
-            self._output.put_nowait(encode_frame(codec.encode(message)))
-        except asyncio.QueueFull:
+        frame = encode_frame(codec.encode(message))
+        if self._queued + len(frame) > self._limits.output_buffer_bytes:
             self._slow = True
-            log.warning("peer=%s output queue full, disconnecting slow client", self.peer)
+            log.warning("peer=%s output buffer full, disconnecting slow client", self.peer)
+            self._output.put_nowait(None)
+            return
+        self._queued += len(frame)
+        self._drained.clear()
+        self._output.put_nowait(frame)
+
+    async def _wait_for_reader(self) -> bool:
+        """Backpressure between requests: let the client read most of what it was sent."""
+        if self._queued <= LOW_WATER:
+            return True
+        try:
+            async with asyncio.timeout(self._limits.slow_client_timeout):
+                await self._drained.wait()
+        except TimeoutError:
+            log.warning("peer=%s did not read its replies, disconnecting", self.peer)
+            self._slow = True
+            return False
+        return True
 
     async def run(self) -> None:
         try:
@@ -82,9 +105,8 @@ class XimssConnection:
                 await self._process_loop()
                 assert self._read_task is not None
                 self._read_task.cancel()
-                try:
-                    self._output.put_nowait(None)  # flush what is queued, then stop
-                except asyncio.QueueFull:
+                self._output.put_nowait(None)  # flush what is queued, then stop
+                if self._slow:
                     assert self._write_task is not None
                     self._write_task.cancel()
         except* (OSError, SlowClient):
@@ -129,6 +151,8 @@ class XimssConnection:
 
     async def _process_loop(self) -> None:
         while not self.conversation.closing and not self._slow:
+            if not await self._wait_for_reader():
+                return
             timeout = (
                 self._limits.idle_timeout
                 if self.conversation.session is not None
@@ -209,20 +233,28 @@ class XimssConnection:
         while True:
             message = await self._output.get()
             if message is None:
+                if self._slow:
+                    raise SlowClient
                 return
             batch = [message]
             # Coalesce what is already queued into one write: pipelined replies leave together.
-            while not self._output.empty():
+            done = False
+            while not self._output.empty() and not done:
                 more = self._output.get_nowait()
                 if more is None:
-                    self._writer.write(b"".join(batch))
-                    await self._writer.drain()
-                    return
-                batch.append(more)
-            self._writer.write(b"".join(batch))
+                    done = True
+                else:
+                    batch.append(more)
+            data = b"".join(batch)
+            self._writer.write(data)
             await self._writer.drain()
-            if self._slow:
-                raise SlowClient
+            self._queued -= len(data)
+            if self._queued <= LOW_WATER:
+                self._drained.set()
+            if done or self._slow:
+                if self._slow:
+                    raise SlowClient
+                return
 
 
 class TcpListener:

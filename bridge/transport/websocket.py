@@ -29,22 +29,27 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="WebSocket upgrade required\n")
     await ws.prepare(request)
-    output: asyncio.Queue[str | None] = asyncio.Queue(limits.output_queue)
+    output: asyncio.Queue[str | None] = asyncio.Queue()
     slow = False
+    queued = 0
 
     def send(message: etree._Element) -> None:
-        nonlocal slow
-        try:
-            output.put_nowait(codec.encode(message).decode("utf-8"))
-        except asyncio.QueueFull:
+        nonlocal slow, queued
+        text = codec.encode(message).decode("utf-8")
+        if slow or queued + len(text) > limits.output_buffer_bytes:
             slow = True
+            return
+        queued += len(text)
+        output.put_nowait(text)
 
     conversation = Conversation(ctx.services, send, peer=request.remote or "-", transport="ws",
                                 secure=request.secure)  # fmt: skip
 
     async def writer() -> None:
+        nonlocal queued
         while (text := await output.get()) is not None:
             await ws.send_str(text)
+            queued -= len(text)
 
     writing = asyncio.create_task(writer(), name="ws-writer")
     try:
@@ -69,8 +74,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
                 continue
             if await conversation.handle(request_) is Outcome.CLOSE:
                 break
-        with contextlib.suppress(asyncio.QueueFull):
-            output.put_nowait(None)
+        output.put_nowait(None)
         if not slow:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):

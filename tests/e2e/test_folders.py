@@ -348,3 +348,20 @@ async def test_each_change_is_reported_once(filled: Filled) -> None:
             ("updated", str(uid))
         ]
     assert (await view.sync()).of("folderReport") == []
+
+
+async def test_a_reply_of_thousands_of_rows_is_not_a_slow_client(
+    bridge_port: int, stack: devstack.DevStack
+) -> None:
+    """A folderBrowse of 5,000 rows is one large reply, not a client that stopped reading."""
+    account = stack.new_account("large")
+    stack.fill_maildir(account.address, "INBOX", 5000)
+    client = await XimssClient.connect("127.0.0.1", bridge_port)
+    try:
+        await client.login(account.address, account.password)
+        view = ClientView(client, "INBOX")
+        await view.open("INBOX", *fields("FLAGS", "Subject"))
+        assert len(await view.browse_all()) == 5000
+        assert (await call(client, "noop", {})).ok
+    finally:
+        await client.close()

@@ -59,7 +59,9 @@ async def test_session_survives_an_imap_connection_drop(
 
 
 async def test_client_that_never_reads_is_disconnected(settings: config.Settings) -> None:
-    limits = dataclasses.replace(settings.limits, output_queue=8)
+    limits = dataclasses.replace(
+        settings.limits, output_buffer_bytes=200_000, slow_client_timeout=1.0
+    )
     small = dataclasses.replace(settings, limits=limits)
     async with Bridge(small) as running:
         assert running.tcp is not None
