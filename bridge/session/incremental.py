@@ -21,7 +21,9 @@ INCREMENTAL_SORTS = frozenset({"", "uid", "internaldate", "size", "date"})
 # Past this many messages entering a view, one full SORT is cheaper than binary searches.
 MAX_INSERTIONS = 32
 # Past this many reports, diffing the two views is cheaper than locating each message.
-DIRECT_REPORTS = 64
+DIRECT_REPORTS = 5000
+# Up to this many messages are located by one list scan each, more by one pass over the view.
+FEW = 8
 
 Fetch = Callable[[Sequence[int]], Awaitable[dict[int, MessageSummary]]]
 
@@ -42,17 +44,23 @@ class Incremental:
             return None
         reports: list[Report] = []
         size = len(old)
-        # list.index scans in C: a few scans beat building an index of 100,000 positions.
-        for index in sorted((old.index(uid) for uid in self.removed), reverse=True):
+        for index in sorted(_positions(old, self.removed), reverse=True):
             size -= 1
             reports.append(Report("removed", index, old[index], size))
         new = self.view
-        for index in sorted(new.index(uid) for uid in self.inserted):
+        for index in sorted(_positions(new, set(self.inserted))):
             size += 1
             reports.append(Report("added", index, new[index], size))
-        for index in sorted(new.index(uid) for uid in updated):
+        for index in sorted(_positions(new, updated)):
             reports.append(Report("updated", index, new[index], size))
         return reports
+
+
+def _positions(view: Sequence[int], wanted: set[int]) -> list[int]:
+    """Where the wanted UIDs stand: a C-speed scan each for a few, one pass for many."""
+    if len(wanted) <= FEW:
+        return [view.index(uid) for uid in wanted]
+    return [index for index, uid in enumerate(view) if uid in wanted]
 
 
 def supports(query: ViewQuery, changes: FlagChanges) -> bool:

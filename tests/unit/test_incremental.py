@@ -40,16 +40,16 @@ def build(messages: dict[int, MessageSummary], query: ViewQuery, field: str) -> 
 
 
 messages_strategy = st.dictionaries(
-    st.integers(1, 60), st.tuples(st.integers(0, 8), st.booleans()), max_size=30
+    st.integers(1, 60), st.tuples(st.integers(0, 8), st.booleans()), max_size=45
 )
 
 
 @settings(max_examples=1500, deadline=None)
 @given(
     before=messages_strategy,
-    added=st.lists(st.tuples(st.integers(0, 8), st.booleans()), max_size=6),
-    removed=st.sets(st.integers(1, 60), max_size=5),
-    reflag=st.sets(st.integers(1, 60), max_size=5),
+    added=st.lists(st.tuples(st.integers(0, 8), st.booleans()), max_size=12),
+    removed=st.sets(st.integers(1, 60), max_size=12),
+    reflag=st.sets(st.integers(1, 60), max_size=20),
     field=st.sampled_from(["uid", "internaldate", "size", "date"]),
     descending=st.booleans(),
     filtered=st.sampled_from(["none", "unseen", "seen"]),
