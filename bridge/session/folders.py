@@ -30,9 +30,13 @@ class Folder:
     cache_key: MailboxKey | None = None
     # Where the state store keeps this view between runs; None when it cannot be kept.
     state_key: str | None = None
+    all_below: int = 0
 
-    def set_view(self, view: Sequence[int]) -> None:
+    def set_view(self, view: Sequence[int], all_below: int | None = None) -> None:
+        """Adopt a view; `all_below` is one past its highest UID (computed when not given):
+        in a view of every message, each existing message below it is in the view."""
         self.view = view if isinstance(view, array) else array("I", view)
+        self.all_below = all_below if all_below is not None else max(self.view, default=0) + 1
 
 
 class Folders:

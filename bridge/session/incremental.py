@@ -9,7 +9,9 @@ Ties go in ascending UID order in both directions, as IMAP SORT orders them.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,25 +32,26 @@ Fetch = Callable[[Sequence[int]], Awaitable[dict[int, MessageSummary]]]
 
 @dataclass(frozen=True, slots=True)
 class Incremental:
-    view: list[int]
+    view: array[int]
     # Kept messages whose flags changed (they may need an "updated" report).
     changed: set[int]
-    removed: set[int]
-    inserted: list[int]
+    # Old indexes of the messages that left the view, and final indexes of those that entered.
+    removed_at: list[int]
+    inserted_at: list[int]
 
     def reports(self, old: Sequence[int], show_changes: bool) -> list[Report] | None:
         """The reports straight from what moved, without diffing whole views; None when so
         much moved that the general diff is the better tool."""
         updated = self.changed if show_changes else set()
-        if len(self.removed) + len(self.inserted) + len(updated) > DIRECT_REPORTS:
+        if len(self.removed_at) + len(self.inserted_at) + len(updated) > DIRECT_REPORTS:
             return None
         reports: list[Report] = []
         size = len(old)
-        for index in sorted(_positions(old, self.removed), reverse=True):
+        for index in sorted(self.removed_at, reverse=True):
             size -= 1
             reports.append(Report("removed", index, old[index], size))
         new = self.view
-        for index in sorted(_positions(new, set(self.inserted))):
+        for index in self.inserted_at:
             size += 1
             reports.append(Report("added", index, new[index], size))
         for index in sorted(_positions(new, updated)):
@@ -57,9 +60,16 @@ class Incremental:
 
 
 def _positions(view: Sequence[int], wanted: set[int]) -> list[int]:
-    """Where the wanted UIDs stand: a C-speed scan each for a few, one pass for many."""
+    """Where the wanted UIDs stand (those present): a C-speed scan each for a few, one pass
+    for many."""
+    if not wanted:
+        return []
     if len(wanted) <= FEW:
-        return [view.index(uid) for uid in wanted]
+        found = []
+        for uid in wanted:
+            with contextlib.suppress(ValueError):
+                found.append(view.index(uid))
+        return found
     return [index for index, uid in enumerate(view) if uid in wanted]
 
 
@@ -96,37 +106,58 @@ def sort_key(field: str, summary: MessageSummary) -> int | None:
 
 
 async def apply_changes(
-    view: Sequence[int], query: ViewQuery, changes: FlagChanges, fetch: Fetch
+    view: Sequence[int],
+    query: ViewQuery,
+    changes: FlagChanges,
+    fetch: Fetch,
+    all_below: int | None = None,
 ) -> Incremental | None:
-    """The new view, or None when only a full SORT can say it exactly."""
-    current = [uid for uid in view if uid not in changes.vanished] if changes.vanished else view
-    members = set(current)
+    """The new view, or None when only a full SORT can say it exactly.
+
+    `all_below`: for a view of every message, the UIDNEXT it was built at; then membership is
+    arithmetic (every UID below it that still exists is in the view) and a 100,000-message view
+    is never scanned for the common case of a few changes."""
+    filtered = bool(query.flags_set or query.flags_unset)
+    members: set[int] | None = None
+    if filtered or all_below is None:
+        members = set(view)
+
+    def inside(uid: int) -> bool:
+        if members is not None:
+            return uid in members
+        assert all_below is not None
+        return uid < all_below
+
     leaving: set[int] = set()
     entering: list[int] = []
     changed: set[int] = set()
     for uid, flags in changes.flags.items():
-        inside = uid in members
-        wanted = matches(query, flags)
-        if inside and not wanted:
+        if uid in changes.vanished:
+            continue
+        now_inside, wanted = inside(uid), matches(query, flags)
+        if now_inside and not wanted:
             leaving.add(uid)
-        elif wanted and not inside:
+        elif wanted and not now_inside:
             entering.append(uid)
-        elif inside:
+        elif now_inside:
             changed.add(uid)
     if len(entering) > MAX_INSERTIONS:
         return None
-    removed = (set(changes.vanished) & set(view)) | leaving if changes.vanished else leaving
-    result = [uid for uid in current if uid not in leaving] if leaving else list(current)
+    gone = leaving | {uid for uid in changes.vanished if inside(uid)}
+    removed_at = _positions(view, gone)
+    result = array("I", view)
+    for index in sorted(removed_at, reverse=True):
+        del result[index]
     if not entering:
-        return Incremental(result, changed, removed, [])
+        return Incremental(result, changed, removed_at, [])
     field = (query.sort_field or "uid").lower()
     sign = -1 if query.descending else 1
-    if field == "uid":
-        ordered = sorted(result + entering, reverse=query.descending)
-        return Incremental(ordered, changed, removed, entering)
     keys: dict[int, int] = {}
 
     async def key_of(uids: Sequence[int]) -> bool:
+        if field == "uid":
+            keys.update((uid, sign * uid) for uid in uids)
+            return True
         wanted = [uid for uid in uids if uid not in keys]
         if wanted:
             for uid, summary in (await fetch(wanted)).items():
@@ -139,16 +170,20 @@ async def apply_changes(
     # The new messages and both ends of the view in one round trip: most arrivals go to an end.
     if not await key_of([*entering, *result[:1], *result[-1:]]):
         return None
+    inserted_at: list[int] = []
+    # In ascending final order, each insertion lands at or after the previous one, so the
+    # positions recorded are already final.
     for uid in sorted(entering, key=lambda u: (keys[u], u)):
         position = await _position(result, (keys[uid], uid), keys, key_of)
         if position is None:
             return None
         result.insert(position, uid)
-    return Incremental(result, changed, removed, entering)
+        inserted_at.append(position)
+    return Incremental(result, changed, removed_at, inserted_at)
 
 
 async def _position(
-    view: list[int],
+    view: Sequence[int],
     target: tuple[int, int],
     keys: dict[int, int],
     key_of: Callable[[Sequence[int]], Awaitable[bool]],

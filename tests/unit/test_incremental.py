@@ -53,6 +53,7 @@ messages_strategy = st.dictionaries(
     field=st.sampled_from(["uid", "internaldate", "size", "date"]),
     descending=st.booleans(),
     filtered=st.sampled_from(["none", "unseen", "seen"]),
+    by_uidnext=st.booleans(),
 )
 def test_incremental_equals_full_build(
     before: dict[int, tuple[int, bool]],
@@ -62,6 +63,7 @@ def test_incremental_equals_full_build(
     field: str,
     descending: bool,
     filtered: str,
+    by_uidnext: bool,
 ) -> None:
     old = {
         u: summary(u, k, frozenset({SEEN}) if s else frozenset()) for u, (k, s) in before.items()
@@ -90,12 +92,14 @@ def test_incremental_equals_full_build(
         return {u: new[u] for u in uids if u in new}
 
     changes = FlagChanges(changed, frozenset(vanished), 10)
-    result = asyncio.run(apply_changes(old_view, query, changes, fetch))
+    # Unfiltered views know membership from UIDNEXT alone: test both ways of knowing it.
+    all_below = (max(old_view, default=0) + 1) if filtered == "none" and by_uidnext else None
+    result = asyncio.run(apply_changes(old_view, query, changes, fetch, all_below))
     assert result is not None
-    assert result.view == build(new, query, field)
+    assert list(result.view) == build(new, query, field)
     reports = result.reports(old_view, show_changes=True)
     assert reports is not None
-    assert apply(list(old_view), reports) == result.view
+    assert apply(list(old_view), reports) == list(result.view)
     updated = {r.uid for r in reports if r.mode == "updated"}
     assert updated == {u for u in changed if u in old_view and u in result.view}
 

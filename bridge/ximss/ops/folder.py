@@ -249,10 +249,15 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
         async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
             return await _summaries(conv, folder, uids, extra=(incremental.DATE_HEADER,))
 
-        moved = await incremental.apply_changes(folder.view, folder.query, changes, fetch)
+        moved = await incremental.apply_changes(
+            folder.view, folder.query, changes, fetch, folder.all_below
+        )
+    new_view: Sequence[int]
+    all_below = None
     if moved is not None:
         new_view = moved.view
         reports = moved.reports(folder.view, shows_flags)
+        all_below = max([folder.all_below, *(uid + 1 for uid in changes.flags)])
     else:
         new_view = await folder.mailbox.view(folder.query)
     if reports is None:
@@ -266,6 +271,6 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
         conv.send(report(conv, request, folder, item.index, item.uid, summaries.get(item.uid),
                          item.mode, None if item.mode == "updated" else item.messages,
                          with_fields=not removed))  # fmt: skip
-    folder.set_view(new_view)
+    folder.set_view(new_view, all_below)
     folder.modseq = changes.highestmodseq
     return reports
