@@ -25,6 +25,7 @@ from bridge.ximss import codec
 from bridge.ximss.batch import parse_batch
 from bridge.ximss.conversation import Conversation
 from bridge.ximss.ops import login as login_ops
+from bridge.ximss.ops.base import PendingSasl
 
 log = logging.getLogger("bridge.http")
 TRANSPORT = "http"
@@ -116,16 +117,9 @@ async def _finish_cram_md5(
     pending = ctx.state.nonces.pop(nonce, None)
     if pending is None:
         raise BridgeError(ErrorKind.AUTH_FAILED, "unknown or expired nonce")
-    response = _cram_response(auth_data)
-    try:
-        store = await pending.exchange.finish(response)
-    except BaseException:
-        await pending.exchange.abort()
-        raise
-    user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
-    element = xml.element("login", attrs)
-    await login_ops.open_session(conversation, codec.Request("login", None, element), store, user,
-                                 pending.domain)  # fmt: skip
+    request = codec.Request("login", None, xml.element("login", attrs))
+    relayed = PendingSasl(pending.exchange, pending.domain, "CRAM-MD5")
+    await login_ops.finish_relayed(conversation, request, relayed, _cram_response(auth_data))
 
 
 def _cram_response(auth_data: str) -> bytes:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from bridge import xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.ximss.codec import Request
 
@@ -24,22 +25,12 @@ class Batch:
     error: BridgeError | None
 
 
-def _parser() -> etree.XMLPullParser:
-    return etree.XMLPullParser(
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def parse_batch(body: bytes, max_depth: int) -> Batch:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body or b"<!doctype" in body:
-        return Batch([], BridgeError(ErrorKind.BAD_REQUEST, "DTDs are not allowed"))
-    parser = _parser()
+    try:
+        xml.refuse_dtd(body)
+    except BridgeError as exc:
+        return Batch([], exc)
+    parser = etree.XMLPullParser(events=("start", "end"), **xml.HARDENED)
     requests: list[Request] = []
     depth = 0
     error: BridgeError | None = None

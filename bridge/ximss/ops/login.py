@@ -143,6 +143,14 @@ async def auth(conv: Conversation, request: Request) -> Outcome:
     if pending.mechanism == "PLAIN":
         await _plain_login(conv, request, response, pending.domain)
         return Outcome.DONE
+    await finish_relayed(conv, request, pending, response)
+    return Outcome.DONE
+
+
+async def finish_relayed(
+    conv: Conversation, request: Request, pending: PendingSasl, response: bytes
+) -> None:
+    """Hand the client's answer to the backend's challenge over, and open the session."""
     try:
         store = await pending.exchange.finish(response)
     except BaseException:
@@ -151,7 +159,6 @@ async def auth(conv: Conversation, request: Request) -> Outcome:
     # CRAM-MD5's response is "<user> <digest>": the user is what the server just verified.
     user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
     await open_session(conv, request, store, user, pending.domain)
-    return Outcome.DONE
 
 
 def _plain_pending(domain: str) -> PendingSasl:
