@@ -93,6 +93,14 @@ class ImapOpenMailbox:
         self._client.selected = self._server_name
         return result
 
+    async def _current(self) -> ImapClient:
+        """The connection, caught up with what other clients did (a NOOP): Dovecot judges
+        EXPUNGE and UID COPY/MOVE by the connection's view, so a message expunged or marked
+        Deleted elsewhere would otherwise be refused (EXPUNGEISSUED) or missed."""
+        client = await self._ready()
+        await client.execute("NOOP")
+        return client
+
     async def _ready(self) -> ImapClient:
         if self._closed:
             raise BridgeError(ErrorKind.NOT_FOUND, "folder is closed")
@@ -216,9 +224,12 @@ class ImapOpenMailbox:
             chunk = ordered[start : start + FETCH_CHUNK]
             result = await client.execute("UID FETCH", Raw(sequence_set(chunk)), Raw(f"({items})"),
                                           wants=("FETCH",))  # fmt: skip
+            wanted = set(chunk)
             for item in result.of("FETCH"):
                 summary = _summary(item.values[0] if item.values else None, fields)
-                if summary is not None:
+                # The server may push a flags-only FETCH for a change made elsewhere: it is no
+                # summary, and must not replace one.
+                if summary is not None and summary.uid in wanted:
                     found[summary.uid] = summary
         return found
 
@@ -288,13 +299,13 @@ class ImapOpenMailbox:
 
     async def copy(self, uids: Sequence[int], target: str) -> None:
         if uids:
-            client = await self._ready()
+            client = await self._current()
             await client.execute("UID COPY", Raw(sequence_set(uids)), self._to_server(target))
 
     async def move(self, uids: Sequence[int], target: str) -> None:
         if not uids:
             return
-        client = await self._ready()
+        client = await self._current()
         if client.has("MOVE"):
             await client.execute("UID MOVE", Raw(sequence_set(uids)), self._to_server(target))
             return
@@ -303,7 +314,7 @@ class ImapOpenMailbox:
         await self.expunge(uids)
 
     async def expunge(self, uids: Sequence[int] | None = None) -> None:
-        client = await self._ready()
+        client = await self._current()
         if uids is None:
             await client.execute("EXPUNGE")
         elif uids:
@@ -409,6 +420,6 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
                 original = wanted.get(header.lower())
                 if original is not None and original not in headers:
                     headers[original] = " ".join(str(header_value).split())
-    if uid is None:
+    if uid is None or size is None:
         return None
-    return MessageSummary(uid, flags, size or 0, internaldate, headers)
+    return MessageSummary(uid, flags, size, internaldate, headers)

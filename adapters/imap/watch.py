@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from adapters.imap.client import ImapClient
-from adapters.imap.wire import Untagged
+from adapters.imap.wire import Arg, Atom, Untagged
 from bridge.errors import BridgeError
 
 log = logging.getLogger("adapters.imap")
@@ -39,7 +39,10 @@ class MailboxWatcher:
         return not self._callbacks
 
     def _event(self, response: Untagged) -> None:
-        if response.kind in CHANGE_KINDS:
+        # A message added and expunged between two pushes can leave only a higher
+        # HIGHESTMODSEQ behind: that is a change too.
+        modseq = response.code is not None and response.code.name == "HIGHESTMODSEQ"
+        if response.kind in CHANGE_KINDS or modseq:
             for callback in list(self._callbacks):
                 callback()
 
@@ -50,8 +53,17 @@ class MailboxWatcher:
                 client = await self._connect()
                 client.on_unsolicited = self._event
                 # EXAMINE: read-only, so watching never takes \\Recent from the user.
-                await client.execute("EXAMINE", self.server_name)
+                # With CONDSTORE on, IDLE also reports a higher HIGHESTMODSEQ: the only trace a
+                # message added and expunged again between two pushes leaves.
+                modifier: list[Arg] = [[Atom("CONDSTORE")]] if client.has("CONDSTORE") else []
+                await client.execute(
+                    "EXAMINE", self.server_name, *modifier,
+                    wants=("EXISTS", "RECENT", "FLAGS", "OK"),
+                )  # fmt: skip
                 self.ready.set()
+                # A change between a folder's opening and this start would go unseen: say
+                # "maybe changed" once (the spec lets a server send a notify too many).
+                self._event(Untagged("EXISTS", None, None, "", []))
                 while not self._stop.is_set() and not client.closed:
                     await client.idle(self._stop, IDLE_SECONDS)
             except BridgeError as exc:
