@@ -3,8 +3,9 @@ client was last told about (DESIGN section 5), kept apart from the mailbox's cur
 
 from __future__ import annotations
 
+import asyncio
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.protocols import OpenMailbox, ViewQuery
@@ -31,6 +32,27 @@ class Folder:
     # Where the state store keeps this view between runs; None when it cannot be kept.
     state_key: str | None = None
     all_below: int = 0
+    # A one-shot re-check after a sync (see `recheck_later`), kept so it can be cancelled.
+    recheck: asyncio.Task[None] | None = None
+
+    def recheck_later(self, delay: float, check: Callable[[], Awaitable[None]]) -> None:
+        """Run `check` once after `delay` seconds, replacing a pending one.
+
+        What a sync has just shown can be undone before the watcher's IDLE reports anything
+        (a message added and expunged again within Dovecot's push delay leaves IDLE nothing to
+        say), so the folder looks again once, shortly after."""
+        self.cancel_recheck()
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await check()
+
+        self.recheck = asyncio.create_task(later(), name=f"folder-recheck {self.name}")
+
+    def cancel_recheck(self) -> None:
+        if self.recheck is not None:
+            self.recheck.cancel()
+            self.recheck = None
 
     def set_view(self, view: Sequence[int], all_below: int | None = None) -> None:
         """Adopt a view; `all_below` is one past its highest UID (computed when not given):
@@ -60,6 +82,7 @@ class Folders:
 
     async def close_all(self) -> None:
         for folder in list(self._by_name.values()):
+            folder.cancel_recheck()
             folder.mailbox.on_change(None)
             await folder.mailbox.close()
         self._by_name.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -365,3 +366,23 @@ async def test_a_reply_of_thousands_of_rows_is_not_a_slow_client(
         assert (await call(client, "noop", {})).ok
     finally:
         await client.close()
+
+
+async def test_a_message_gone_before_the_idle_push_is_still_notified(filled: Filled) -> None:
+    """Added and expunged again within Dovecot's IDLE delay, the message leaves IDLE nothing to
+    report; the folder that showed it in between must still be told to sync."""
+    client, _, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", sortField="UID")
+    await asyncio.sleep(1.0)  # the watcher is idling; its start may send one notify
+    await view.sync()
+    with contextlib.suppress(TimeoutError):
+        while True:
+            await client.unsolicited(0.05)
+    await other.run("INBOX", "append", "INBOX", message("Short-lived"))
+    await view.sync()
+    assert view.uids[-1] == 41
+    await other.run("INBOX", "expunge", "41")
+    await next_notify(client, "INBOX", timeout=3.0)
+    await view.sync()
+    assert 41 not in view.uids

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from bridge.ximss.conversation import Conversation
 
 FLAGS_FIELD = "FLAGS"
+# Seconds after a sync to look again at what it showed: past Dovecot's IDLE push delay (0.5 s).
+RECHECK_DELAY = 1.2
 
 
 def query_of(request: Request) -> ViewQuery:
@@ -160,6 +162,7 @@ async def folder_reopen(conv: Conversation, request: Request) -> Outcome:
 async def folder_close(conv: Conversation, request: Request) -> Outcome:
     folder = folder_of(conv, request)
     conv.require_session().folders.pop(folder.name)
+    folder.cancel_recheck()
     folder.mailbox.on_change(None)
     await save(conv, folder)
     await folder.mailbox.close()
@@ -273,4 +276,29 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
                          with_fields=not removed))  # fmt: skip
     folder.set_view(new_view, all_below)
     folder.modseq = changes.highestmodseq
+    shown: dict[int, frozenset[str]] = {}
+    for item in reports:
+        if item.mode != "removed":
+            if item.uid in changes.flags:
+                shown[item.uid] = changes.flags[item.uid]
+            elif item.uid in summaries:
+                shown[item.uid] = summaries[item.uid].flags
+    if shown:
+        folder.recheck_later(RECHECK_DELAY, lambda: _recheck(conv, folder, shown))
     return reports
+
+
+async def _recheck(conv: Conversation, folder: Folder, shown: dict[int, frozenset[str]]) -> None:
+    """Still there, with the flags the sync showed? If not, the client is told to sync."""
+    if (
+        folder.notified
+        or conv.session is None
+        or conv.session.folders.get(folder.name) is not folder
+    ):
+        return
+    try:
+        now = await folder.mailbox.summaries(list(shown), [])
+    except BridgeError:
+        return
+    if any(uid not in now or now[uid].flags != flags for uid, flags in shown.items()):
+        _notify(conv, folder)
