@@ -14,14 +14,14 @@ from .wire_encode import (
     quote,
     sequence_set,
 )
-from .wire_parse import (
+from .wire_parse import ResponseParser
+from .wire_types import (
     NIL,
     Atom,
     Continuation,
     ProtocolError,
     Response,
     ResponseCode,
-    ResponseParser,
     Tagged,
     Untagged,
     Value,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .wire_parse import Atom
+from .wire_types import Atom
 
 
 @dataclass(frozen=True, slots=True)
