@@ -81,6 +81,8 @@ class ImapClient:
         self.closed = False
         # The mailbox this connection has selected, kept by whoever selects.
         self.selected: str | None = None
+        # Extensions ENABLEd on this connection (RFC 5161), so each is enabled once.
+        self.enabled: set[str] = set()
 
     # -- connection lifecycle -------------------------------------------------------------
 

@@ -75,8 +75,9 @@ class ImapOpenMailbox:
         watch: Watch | None,
     ) -> ImapOpenMailbox:
         mailbox = cls(name, server_name, client, shared, to_server, watch)
-        if client.has("QRESYNC"):
+        if client.has("QRESYNC") and "QRESYNC" not in client.enabled:
             await client.execute("ENABLE", Atom("QRESYNC"), wants=("ENABLED",))
+            client.enabled.add("QRESYNC")
         await mailbox._select()
         return mailbox
 

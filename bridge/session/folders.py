@@ -86,6 +86,3 @@ class Folders:
             folder.mailbox.on_change(None)
             await folder.mailbox.close()
         self._by_name.clear()
-
-
-Notify = Callable[[Folder], None]

@@ -45,7 +45,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
             await session.end()
             ctx.services.sessions.discard(session)
             return xml_response(None)
-        return await _download(ctx, request, session, rest[2:])
+        return await _download(request, session, rest[2:])
     binding = ctx.state.get(url_id)
     if binding is None or action not in ACTIONS:
         return session_gone() if binding is None else web.Response(status=404, text="not found\n")
@@ -134,9 +134,7 @@ async def _spool(session: Session, upload_id: str, part: BodyPartReader) -> Uplo
     return Upload(upload_id, file_name, content_type, size, Path(spool.name))
 
 
-async def _download(
-    ctx: HttpContext, request: web.Request, session: Session, rest: list[str]
-) -> web.StreamResponse:
+async def _download(request: web.Request, session: Session, rest: list[str]) -> web.StreamResponse:
     """MIME/<folder>/<UID>-P.txt: the message as stored; MIME/<folder>/<UID>-<part>-B/<name>:
     one part, decoded. Read from IMAP in slices and streamed, so size never becomes memory."""
     if len(rest) < 2:
@@ -151,6 +149,8 @@ async def _download(
         content_type, decoder = "text/plain", None
     elif part is not None:
         uid, section = int(part.group(1)), part.group(2).replace("-", ".")
+        if uid not in folder.view:
+            raise web.HTTPNotFound(text="no such message in this folder\n")
         head = await folder.mailbox.fetch_section(uid, f"{section}.MIME")
         if head is None:
             raise web.HTTPNotFound(text="no such message\n")

@@ -104,11 +104,6 @@ class SummaryCache:
             (old_key, _), _ = self._entries.popitem(last=False)
             self._state(old_key).entries -= 1
 
-    def forget(self, key: MailboxKey) -> None:
-        for entry_key in [k for k in self._entries if k[0] == key]:
-            del self._entries[entry_key]
-        self._mailboxes.pop(key, None)
-
 
 # A header the message does not have, remembered so it is not fetched again.
 _ABSENT = "\x00absent"

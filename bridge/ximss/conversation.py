@@ -101,19 +101,6 @@ class Conversation:
         """Answer a request that could not be decoded far enough to dispatch."""
         self.send(codec.response(request_id, error.wire()))
 
-    def data(
-        self,
-        tag: str,
-        request: codec.Request,
-        attrs: dict[str, str | int | None] | None = None,
-        text: str | None = None,
-    ) -> etree._Element:
-        """Send a childless data message that belongs to `request`. Messages with children are
-        built with `codec.data` and passed to `send` once complete."""
-        elem = codec.data(tag, request.id, attrs, text)
-        self.send(elem)
-        return elem
-
     def unsolicited(self, message: etree._Element) -> None:
         """A data message that belongs to no request (no id): sent at once."""
         (self.push or self.send)(message)
