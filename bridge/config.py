@@ -103,8 +103,9 @@ class StateSettings:
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    # Message summaries kept in memory, all accounts together (least recently used go first).
-    max_summaries: int = 200_000
+    # Messages whose rows are kept in memory, all accounts together (about 20 bytes each plus
+    # the text shown); the pages of 64 UIDs least recently read go first.
+    max_summaries: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

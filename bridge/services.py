@@ -11,7 +11,7 @@ from bridge.errors import BridgeError, ErrorKind
 from bridge.session.registry import SessionRegistry
 from bridge.state import Store
 from bridge.state.sqlite import SqliteStore
-from bridge.views.summaries import SummaryCache
+from bridge.views.rows import RowCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.summaries = SummaryCache(settings.cache.max_summaries)
+        self.rows = RowCache(settings.cache.max_summaries)
         self.state: Store = SqliteStore(settings.state.path)
         self._domains = {name.lower(): value for name, value in domains.items()}
 

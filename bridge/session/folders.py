@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.protocols import OpenMailbox, ViewQuery
-from bridge.views.summaries import MailboxKey
+from bridge.views.rows import MailboxKey
 
 MAX_FOLDERS_PER_SESSION = 64
 

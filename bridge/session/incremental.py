@@ -10,15 +10,16 @@ Ties go in ascending UID order in both directions, as IMAP SORT orders them.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from adapters.protocols import FlagChanges, MessageSummary, ViewQuery
+from adapters.protocols import FlagChanges, ViewQuery
 from bridge.views.diff import Report
+from bridge.views.rows import NO_DATE, Row
 
-DATE_HEADER = "Date"
+# The sent date's cell: epoch seconds, "" without a Date header, NO_DATE when unreadable.
+DATE_COLUMN = "date"
 INCREMENTAL_SORTS = frozenset({"", "uid", "internaldate", "size", "date"})
 # Past this many messages entering a view, one full SORT is cheaper than binary searches.
 MAX_INSERTIONS = 32
@@ -27,7 +28,7 @@ DIRECT_REPORTS = 5000
 # Up to this many messages are located by one list scan each, more by one pass over the view.
 FEW = 8
 
-Fetch = Callable[[Sequence[int]], Awaitable[dict[int, MessageSummary]]]
+Fetch = Callable[[Sequence[int]], Awaitable[dict[int, Row]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,21 +89,17 @@ def matches(query: ViewQuery, flags: frozenset[str]) -> bool:
     )
 
 
-def sort_key(field: str, summary: MessageSummary) -> int | None:
+def sort_key(field: str, row: Row) -> int | None:
     """The key IMAP SORT uses, or None when the bridge cannot be sure of it."""
     if field == "internaldate":
-        return int(summary.internaldate.timestamp())
+        return row.internal
     if field == "size":
-        return summary.size
-    raw = summary.headers.get(DATE_HEADER)
-    if raw is None:
-        # RFC 5256: a message without a usable Date sorts by its arrival.
-        return int(summary.internaldate.timestamp())
-    try:
-        parsed = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return int(parsed.timestamp())
+        return row.size
+    date = row.cells.get(DATE_COLUMN, "")
+    if not date:
+        # RFC 5256: a message without a Date sorts by its arrival.
+        return row.internal
+    return None if date == NO_DATE else int(date)
 
 
 async def apply_changes(
@@ -160,8 +157,8 @@ async def apply_changes(
             return True
         wanted = [uid for uid in uids if uid not in keys]
         if wanted:
-            for uid, summary in (await fetch(wanted)).items():
-                key = sort_key(field, summary)
+            for uid, row in (await fetch(wanted)).items():
+                key = sort_key(field, row)
                 if key is None:
                     return False
                 keys[uid] = sign * key

@@ -12,8 +12,6 @@ import logging
 import time
 from collections.abc import Iterable
 
-from lxml import etree
-
 from adapters.protocols import SaslExchange
 from bridge.errors import BridgeError
 from bridge.services import Services
@@ -43,7 +41,7 @@ class HttpBinding:
     def touch(self) -> None:
         self.last_used = time.monotonic()
 
-    def _push(self, message: etree._Element) -> None:
+    def _push(self, message: codec.Message) -> None:
         self.outbox.push(codec.encode(message))
 
     async def run_batch(

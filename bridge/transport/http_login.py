@@ -139,14 +139,19 @@ def _bind(ctx: HttpContext, conversation: Conversation) -> None:
     ctx.state.add(HttpBinding(conversation, ctx.services.settings.http.max_pending_messages))
 
 
+def _elements(messages: list[codec.Message]) -> list[etree._Element]:
+    return [message for message in messages if not isinstance(message, bytes)]
+
+
 async def _xml_requests(ctx: HttpContext, conversation: Conversation, body: bytes) -> web.Response:
     """Pre-login XML requests; a login among them starts an HTTP session."""
     batch = parse_batch(body, ctx.services.settings.limits.max_xml_depth)
-    out: list[etree._Element] = []
+    out: list[codec.Message] = []
     conversation.send = out.append
     for request in batch.requests:
         await conversation.handle(request)
-        if request.name == "listFeatures" and out and out[-1].tag == "response":
+        last = _elements(out[-1:])
+        if request.name == "listFeatures" and last and last[0].tag == "response":
             await _add_nonce(ctx, conversation, request, out)
     if batch.error is not None:
         conversation.reject(None, batch.error)
@@ -159,11 +164,13 @@ async def _xml_requests(ctx: HttpContext, conversation: Conversation, body: byte
 
 async def _add_nonce(
     ctx: HttpContext, conversation: Conversation, request: codec.Request,
-    out: list[etree._Element],
+    out: list[codec.Message],
 ) -> None:  # fmt: skip
     """Over HTTP, listFeatures also carries a CRAM-MD5 challenge: the IMAP server's own, kept
     open until the login with `nonce` + `authData` answers it."""
-    features = next((m for m in out if m.tag == "features" and m.get("id") == request.id), None)
+    features = next(
+        (m for m in _elements(out) if m.tag == "features" and m.get("id") == request.id), None
+    )
     if features is None:
         return
     domain = ctx.services.domain(conversation.domain)

@@ -19,8 +19,6 @@ import logging
 import ssl
 from typing import Any, Final, cast
 
-from lxml import etree
-
 from bridge.config import LimitSettings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
@@ -71,7 +69,7 @@ class XimssConnection:
         self._read_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
 
-    def _send(self, message: etree._Element) -> None:
+    def _send(self, message: codec.Message) -> None:
         if self._slow:
             return
         frame = encode_frame(codec.encode(message))

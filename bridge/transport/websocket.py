@@ -12,7 +12,6 @@ import contextlib
 import logging
 
 from aiohttp import WSMsgType, web
-from lxml import etree
 
 from bridge.errors import BridgeError, ErrorKind
 from bridge.transport.http_common import HttpContext
@@ -33,7 +32,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     slow = False
     queued = 0
 
-    def send(message: etree._Element) -> None:
+    def send(message: codec.Message) -> None:
         nonlocal slow, queued
         text = codec.encode(message).decode("utf-8")
         if slow or queued + len(text) > limits.output_buffer_bytes:

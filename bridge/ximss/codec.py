@@ -69,4 +69,9 @@ def data(
     return elem
 
 
-encode = xml.serialize
+# A message on its way out: an element, or one already serialized (folder rows, see reports.py).
+Message = etree._Element | bytes
+
+
+def encode(message: Message) -> bytes:
+    return message if isinstance(message, bytes) else xml.serialize(message)

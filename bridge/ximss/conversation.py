@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lxml import etree
-
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
@@ -28,7 +26,7 @@ from bridge.ximss.ops.base import Outcome, PendingSasl, Phase
 
 log = logging.getLogger("bridge.ximss")
 
-Sink = Callable[[etree._Element], None]
+Sink = Callable[[codec.Message], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -101,7 +99,7 @@ class Conversation:
         """Answer a request that could not be decoded far enough to dispatch."""
         self.send(codec.response(request_id, error.wire()))
 
-    def unsolicited(self, message: etree._Element) -> None:
+    def unsolicited(self, message: codec.Message) -> None:
         """A data message that belongs to no request (no id): sent at once."""
         (self.push or self.send)(message)
 

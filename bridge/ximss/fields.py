@@ -2,7 +2,13 @@
 
 E-mail fields show the real name when there is one, else the address; `E-` fields show only
 addresses; dates are GMT in the element text with the user's local time in `localTime`; other
-headers are MIME-decoded. Pure: summaries in, (name, text, attributes) out.
+headers are MIME-decoded.
+
+A field other than the message metadata (UID, SIZE, INTERNALDATE, FLAGS) is a *column*: its
+lower-cased name. A column's *cell* is what every viewer of the message sees, computed once from
+the raw header and kept in the shared cache: the display text already escaped for XML, or for a
+date column the moment in epoch seconds (the user's time zone is applied when a row is written).
+Pure: summaries in, rows out.
 """
 
 from __future__ import annotations
@@ -12,32 +18,28 @@ import email.header
 import email.utils
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from adapters.protocols import MessageSummary
 from bridge.errors import BridgeError, ErrorKind
-from bridge.views.flags import ximss_flags
+from bridge.views.rows import NO_DATE, Row
 
-TIME_FORMAT = "%Y%m%dT%H%M%S"
 ADDRESS_FIELDS = frozenset(
     {"from", "to", "cc", "bcc", "reply-to", "sender", "return-path", "resent-from", "resent-to",
      "resent-cc", "resent-sender", "disposition-notification-to", "errors-to"}
 )  # fmt: skip
 DATE_FIELDS = frozenset({"date", "resent-date"})
 METADATA = frozenset({"uid", "size", "internaldate", "flags"})
-PRIORITY_HEADER = "X-Priority"
+PRIORITY_HEADER = "x-priority"
 # X-Priority 1-2 is high, 4-5 low (the number leads; "2 (High)" is common).
 PRIORITY = {"1": "High", "2": "High", "4": "Low", "5": "Low"}
 # An XML element name made of a header field name: letters, digits, dash, underscore.
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 MAX_FIELDS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class FieldValue:
-    name: str
-    text: str
-    local_time: str | None = None
+# What XML 1.0 cannot carry (C0 controls other than tab, CR, LF; surrogates; U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# The dates shown: 1900 to 9999 (outside that, a date header is taken as unreadable).
+_FIRST_EPOCH = -2208988800
+_LAST_EPOCH = 253402300799
 
 
 def check_fields(names: Iterable[str]) -> tuple[str, ...]:
@@ -47,26 +49,37 @@ def check_fields(names: Iterable[str]) -> tuple[str, ...]:
     return fields
 
 
-def header_for(field: str) -> str | None:
-    """The header to fetch for a viewer field (None for message metadata)."""
+def column_of(field: str) -> str | None:
+    """The cached column a viewer field shows (None for message metadata)."""
     lower = field.lower()
-    if lower in METADATA:
-        return None
-    if lower == "pty":
+    return None if lower in METADATA else lower
+
+
+def columns_of(fields: Iterable[str]) -> list[str]:
+    return sorted({c for f in fields if (c := column_of(f)) is not None})
+
+
+def header_of(column: str) -> str:
+    """The header field a column is made of."""
+    if column == "pty":
         return PRIORITY_HEADER
-    if lower.startswith("e-"):
-        return field[2:]
-    return field
+    if column.startswith("e-"):
+        return column[2:]
+    return column
 
 
-def headers_for(fields: Sequence[str]) -> list[str]:
-    return sorted({h for f in fields if (h := header_for(f)) is not None})
-
-
-def _time(moment: dt.datetime, zone: dt.tzinfo) -> tuple[str, str]:
-    return moment.astimezone(dt.UTC).strftime(TIME_FORMAT), moment.astimezone(zone).strftime(
-        TIME_FORMAT
-    )
+def escape_text(text: str) -> str:
+    """Element text as XML carries it; characters XML cannot carry are dropped."""
+    text = _NOT_XML.sub("", text)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    return text
 
 
 def decode_header(value: str) -> str:
@@ -83,36 +96,40 @@ def _addresses(value: str, names: bool) -> str:
     return ", ".join(item for item in shown if item)
 
 
-def field_value(field: str, summary: MessageSummary | None, zone: dt.tzinfo) -> FieldValue:
-    """One viewer field of one message; an empty value when the message or header is missing."""
-    if summary is None:
-        return FieldValue(field, "")
-    lower = field.lower()
-    if lower == "uid":
-        return FieldValue(field, str(summary.uid))
-    if lower == "size":
-        return FieldValue(field, str(summary.size))
-    if lower == "flags":
-        return FieldValue(field, ximss_flags(summary.flags))
-    if lower == "internaldate":
-        gmt, local = _time(summary.internaldate, zone)
-        return FieldValue(field, gmt, local)
-    raw = summary.headers.get(header_for(field) or field)
+def date_cell(raw: str | None) -> str:
+    """Epoch seconds of a date header; "" when there is none, NO_DATE when it cannot be read."""
     if raw is None:
-        return FieldValue(field, "")
-    if lower == "pty":
-        return FieldValue(field, PRIORITY.get(raw.strip()[:1], ""))
-    if lower.startswith("e-"):
-        return FieldValue(field, _addresses(raw, names=False))
-    if lower in ADDRESS_FIELDS:
-        return FieldValue(field, _addresses(raw, names=True))
-    if lower in DATE_FIELDS:
-        try:
-            moment = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return FieldValue(field, "")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        gmt, local = _time(moment, zone)
-        return FieldValue(field, gmt, local)
-    return FieldValue(field, decode_header(raw))
+        return ""
+    try:
+        moment = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return NO_DATE
+    if moment.tzinfo is None:  # "-0000": the time is UTC, its source zone unknown (RFC 5322)
+        moment = moment.replace(tzinfo=dt.UTC)
+    try:
+        epoch = int(moment.timestamp())
+    except (OverflowError, ValueError, OSError):
+        return NO_DATE
+    return str(epoch) if _FIRST_EPOCH <= epoch <= _LAST_EPOCH else NO_DATE
+
+
+def cell(column: str, raw: str | None) -> str:
+    """What a column shows of a raw (unfolded, still MIME-encoded) header value."""
+    if column in DATE_FIELDS:
+        return date_cell(raw)
+    if raw is None:
+        return ""
+    if column == "pty":
+        return PRIORITY.get(raw.strip()[:1], "")
+    if column.startswith("e-"):
+        return escape_text(_addresses(raw, names=False))
+    if column in ADDRESS_FIELDS:
+        return escape_text(_addresses(raw, names=True))
+    return escape_text(decode_header(raw))
+
+
+def row_of(summary: MessageSummary, columns: Sequence[str]) -> Row:
+    """A summary as its cached row: the cells of `columns` (headers keyed lower-case)."""
+    cells = {column: cell(column, summary.headers.get(header_of(column))) for column in columns}
+    return Row(summary.uid, summary.flags, summary.size, int(summary.internaldate.timestamp()),
+               cells)  # fmt: skip

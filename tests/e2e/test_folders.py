@@ -277,7 +277,7 @@ async def test_browse_is_served_from_the_shared_cache_and_stays_current(
     view = ClientView(client, "INBOX")
     await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="UID")
     await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 9))
-    cache = bridge.services.summaries
+    cache = bridge.services.rows
     hits = cache.hits
     again = await call(client, "folderBrowse", {"folder": "INBOX"}, index_range(0, 9))
     assert cache.hits == hits + 10
@@ -322,13 +322,13 @@ async def test_restarted_bridge_reopens_from_the_stored_view(
         assert second.tcp is not None
         client = await XimssClient.connect("127.0.0.1", second.tcp.port)
         await client.login(account.address, account.password)
-        misses = second.services.summaries.misses
+        misses = second.services.rows.misses
         warm = ClientView(client, "warm")
         started = time.monotonic()
         await warm.open("INBOX", **spec)
         elapsed = time.monotonic() - started
         # Only the new message and the two ends of the stored view were fetched: no SORT.
-        assert second.services.summaries.misses - misses <= 3
+        assert second.services.rows.misses - misses <= 3
         warm_view = await warm.browse_all()
         assert warm_view == await other.run("INBOX", "sort", "(REVERSE DATE)")
         assert warm_view[0] == 301 and 7 not in warm_view

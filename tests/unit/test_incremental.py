@@ -10,28 +10,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.protocols import FlagChanges, MessageSummary, ViewQuery
-from bridge.session.incremental import apply_changes
+from bridge.session.incremental import DATE_COLUMN, apply_changes
 from bridge.views.diff import apply
+from bridge.views.rows import Row
+from bridge.ximss.fields import row_of
 
 SEEN = "\\Seen"
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def summary(uid: int, key: int, flags: frozenset[str]) -> MessageSummary:
+def summary(uid: int, key: int, flags: frozenset[str]) -> Row:
+    """A message's row as the cache keeps it, made from the raw headers the server gives."""
     moment = EPOCH + dt.timedelta(minutes=key)
     date = moment.strftime("%a, %d %b %Y %H:%M:%S +0000")
-    return MessageSummary(uid, flags, 1000 + key, moment, {"Date": date})
+    return row_of(MessageSummary(uid, flags, 1000 + key, moment, {"date": date}), [DATE_COLUMN])
 
 
-def build(messages: dict[int, MessageSummary], query: ViewQuery, field: str) -> list[int]:
-    def wanted(m: MessageSummary) -> bool:
+def build(messages: dict[int, Row], query: ViewQuery, field: str) -> list[int]:
+    def wanted(m: Row) -> bool:
         return all(f in m.flags for f in query.flags_set) and not any(
             f in m.flags for f in query.flags_unset
         )
 
     def key(uid: int) -> int:
         m = messages[uid]
-        return {"uid": uid, "size": m.size}.get(field, int(m.internaldate.timestamp()))
+        return {"uid": uid, "size": m.size}.get(field, m.internal)
 
     chosen = sorted(uid for uid, m in messages.items() if wanted(m))
     if field == "uid":
@@ -88,7 +91,7 @@ def test_incremental_equals_full_build(
         changed[uid] = new[uid].flags
     old_view = build(old, query, field)
 
-    async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
+    async def fetch(uids: Sequence[int]) -> dict[int, Row]:
         return {u: new[u] for u in uids if u in new}
 
     changes = FlagChanges(changed, frozenset(vanished), 10)
@@ -105,9 +108,9 @@ def test_incremental_equals_full_build(
 
 
 def test_unknown_date_falls_back_to_full_sort() -> None:
-    broken = MessageSummary(9, frozenset(), 10, EPOCH, {"Date": "not a date"})
+    broken = row_of(MessageSummary(9, frozenset(), 10, EPOCH, {"date": "not a date"}), ["date"])
 
-    async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
+    async def fetch(uids: Sequence[int]) -> dict[int, Row]:
         return {9: broken, 1: summary(1, 1, frozenset())}
 
     changes = FlagChanges({9: frozenset()}, frozenset(), 5)

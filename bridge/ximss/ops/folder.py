@@ -4,23 +4,22 @@ folderExpunge. A folder's logical view changes only through init and folderSync 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from lxml import etree
-
 from adapters.protocols import MessageSummary, OpenMailbox, ViewQuery
-from bridge import metrics, xml
+from bridge import metrics
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session import incremental, persist
 from bridge.session.folders import MAX_FOLDERS_PER_SESSION, Folder
 from bridge.views import flags as flag_names
 from bridge.views.diff import Report, diff
 from bridge.views.messageset import parse_message_set, resolve_indexes
-from bridge.views.summaries import visible
+from bridge.views.rows import Row
 from bridge.ximss import codec, fields
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.service import user_zone
+from bridge.ximss.reports import ReportWriter
 
 if TYPE_CHECKING:
     from bridge.ximss.codec import Request
@@ -62,7 +61,7 @@ def folder_of(conv: Conversation, request: Request) -> Folder:
 def _notify(conv: Conversation, folder: Folder) -> None:
     """Changes in the mailbox: one asynchronous notify report until the client syncs."""
     if folder.cache_key is not None:
-        conv.services.summaries.mark_dirty(folder.cache_key)
+        conv.services.rows.mark_dirty(folder.cache_key)
     if folder.notified:
         return
     folder.notified = True
@@ -114,8 +113,8 @@ async def _stored_view(conv: Conversation, folder: Folder) -> Sequence[int] | No
     if not incremental.supports(folder.query, changes):
         return None
 
-    async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
-        return await _summaries(conv, folder, uids, extra=(incremental.DATE_HEADER,))
+    async def fetch(uids: Sequence[int]) -> dict[int, Row]:
+        return await _rows(conv, folder, uids, extra=(incremental.DATE_COLUMN,))
 
     moved = await incremental.apply_changes(view, folder.query, changes, fetch)
     if moved is None:
@@ -174,49 +173,40 @@ async def folder_expunge(conv: Conversation, request: Request) -> Outcome:
     return Outcome.DONE
 
 
-def report(
-    conv: Conversation,
-    request: Request,
-    folder: Folder,
-    index: int,
-    uid: int,
-    summary: MessageSummary | None,
-    mode: str | None = None,
-    messages: int | None = None,
-    with_fields: bool = True,
-) -> etree._Element:
-    element = codec.data("folderReport", request.id, {
-        "folder": folder.name, "index": index, "UID": uid, "mode": mode, "messages": messages,
-    })  # fmt: skip
-    if with_fields:
-        zone = user_zone(conv)
-        for name in folder.fields:
-            value = fields.field_value(name, summary, zone)
-            attrs = {"localTime": value.local_time} if value.local_time else None
-            xml.sub(element, name, attrs, value.text)
-    return element
+def writer(conv: Conversation, request: Request, folder: Folder) -> ReportWriter:
+    return ReportWriter(request.id, folder.name, folder.fields, user_zone(conv))
 
 
-async def _summaries(
+async def _rows(
     conv: Conversation, folder: Folder, uids: Sequence[int], extra: Sequence[str] = ()
-) -> dict[int, MessageSummary]:
+) -> dict[int, Row]:
     """From the shared cache where it can, brought up to date first when a change was seen."""
-    headers = sorted({*fields.headers_for(folder.fields), *extra})
+    columns = sorted({*fields.columns_of(folder.fields), *extra})
     key = folder.cache_key
     if key is None:
-        return await folder.mailbox.summaries(uids, headers)
-    cache = conv.services.summaries
+        return _rows_of(await folder.mailbox.summaries(uids, _headers(columns)), columns)
+    cache = conv.services.rows
     refresh, since = cache.needs_refresh(key)
     if refresh:
         cache.apply(key, await folder.mailbox.changes_since(since))
-    found, missing = cache.lookup(key, uids, headers)
+    found, missing = cache.lookup(key, uids, columns)
     metrics.CACHE_LOOKUPS.labels("summaries", "hit").inc(len(found))
     if missing:
         metrics.CACHE_LOOKUPS.labels("summaries", "miss").inc(len(missing))
-        fetched = await folder.mailbox.summaries(missing, headers)
-        cache.store(key, folder.modseq, fetched, headers)
+        # A miss fetches every column the mailbox's folders show, so one row serves them all.
+        wide = cache.columns_for(key, columns)
+        fetched = _rows_of(await folder.mailbox.summaries(missing, _headers(wide)), wide)
+        cache.store(key, folder.modseq, fetched)
         found.update(fetched)
-    return {uid: visible(summary) for uid, summary in found.items()}
+    return found
+
+
+def _headers(columns: Sequence[str]) -> list[str]:
+    return sorted({fields.header_of(column) for column in columns})
+
+
+def _rows_of(summaries: Mapping[int, MessageSummary], columns: Sequence[str]) -> dict[int, Row]:
+    return {uid: fields.row_of(summary, columns) for uid, summary in summaries.items()}
 
 
 async def folder_browse(conv: Conversation, request: Request) -> Outcome:
@@ -226,9 +216,10 @@ async def folder_browse(conv: Conversation, request: Request) -> Outcome:
         raise BridgeError(ErrorKind.BAD_REQUEST, "folderBrowse takes index elements only")
     indexes = resolve_indexes(message_set, len(folder.view))
     uids = [folder.view[i] for i in indexes]
-    summaries = await _summaries(conv, folder, uids)
+    rows = await _rows(conv, folder, uids)
+    out = writer(conv, request, folder)
     for index, uid in zip(indexes, uids, strict=True):
-        conv.send(report(conv, request, folder, index, uid, summaries.get(uid)))
+        conv.send(out.row(index, uid, rows.get(uid)))
     return Outcome.DONE
 
 
@@ -242,15 +233,15 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
     folder.notified = False
     changes = await folder.mailbox.changes_since(folder.modseq)
     if folder.cache_key is not None:
-        conv.services.summaries.apply(folder.cache_key, changes, since=folder.modseq)
+        conv.services.rows.apply(folder.cache_key, changes, since=folder.modseq)
     # Headers never change; what a row shows changes only through its flags.
     shows_flags = any(f.upper() == FLAGS_FIELD for f in folder.fields)
     reports: list[Report] | None = None
     moved = None
     if incremental.supports(folder.query, changes):
 
-        async def fetch(uids: Sequence[int]) -> dict[int, MessageSummary]:
-            return await _summaries(conv, folder, uids, extra=(incremental.DATE_HEADER,))
+        async def fetch(uids: Sequence[int]) -> dict[int, Row]:
+            return await _rows(conv, folder, uids, extra=(incremental.DATE_COLUMN,))
 
         moved = await incremental.apply_changes(
             folder.view, folder.query, changes, fetch, folder.all_below
@@ -268,12 +259,13 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
         changed = set(changes.flags).intersection(folder.view) if shows_flags else set()
         reports = diff(folder.view, new_view, changed)
     needed = [r.uid for r in reports if r.mode != "removed"]
-    summaries = await _summaries(conv, folder, needed) if needed and folder.fields else {}
+    rows = await _rows(conv, folder, needed) if needed and folder.fields else {}
+    out = writer(conv, request, folder)
     for item in reports:
         removed = item.mode == "removed"
-        conv.send(report(conv, request, folder, item.index, item.uid, summaries.get(item.uid),
-                         item.mode, None if item.mode == "updated" else item.messages,
-                         with_fields=not removed))  # fmt: skip
+        conv.send(out.row(item.index, item.uid, rows.get(item.uid), item.mode,
+                          None if item.mode == "updated" else item.messages,
+                          with_fields=not removed))  # fmt: skip
     folder.set_view(new_view, all_below)
     folder.modseq = changes.highestmodseq
     shown: dict[int, frozenset[str]] = {}
@@ -281,8 +273,8 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
         if item.mode != "removed":
             if item.uid in changes.flags:
                 shown[item.uid] = changes.flags[item.uid]
-            elif item.uid in summaries:
-                shown[item.uid] = summaries[item.uid].flags
+            elif item.uid in rows:
+                shown[item.uid] = rows[item.uid].flags
     if shown:
         folder.recheck_later(RECHECK_DELAY, lambda: _recheck(conv, folder, shown))
     return reports

@@ -1,0 +1,272 @@
+"""The row cache: what folders show of messages, shared by every folder and session of an
+account, kept current from the backend's change reports (CONDSTORE), bounded in size.
+
+Keyed by (account, mailbox, UIDVALIDITY): a UIDVALIDITY change makes every old entry unreachable.
+A mailbox's entries are valid up to its `modseq`; when a watcher reports a change the mailbox is
+marked dirty, and the next reader first asks the backend what changed since `modseq` (one round
+trip) before trusting the entries.
+
+Storage is column-wise, in pages of 64 consecutive UIDs (UIDs are mostly dense): per message a
+flag-set number, size and arrival time in typed arrays, and its cells (see `bridge.ximss.fields`)
+joined by NUL (which XML text never holds) in one UTF-8 blob per page. About 20 bytes a message
+plus its text, where a dict of objects per message cost ~670. Eviction drops the pages least
+recently read, so cold mailboxes go first. Pure: no I/O here; the folder operations drive it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from adapters.protocols import FlagChanges
+
+MailboxKey = tuple[str, str, int]  # account, mailbox, UIDVALIDITY
+
+# A date cell for a header that is there but unreadable (an absent one is "").
+NO_DATE = "?"
+PAGE_BITS = 6
+PAGE = 1 << PAGE_BITS
+_SLOT = PAGE - 1
+_SEP = "\x00"
+# Columns a mailbox keeps at most (the union over its folders); past it the mailbox starts over.
+MAX_COLUMNS = 64
+# Distinct flag sets the cache can number ("H" array); past it the cache starts over.
+MAX_FLAG_SETS = 65535
+# Eviction frees this share of the bound at once, so it runs rarely.
+EVICT_SHARE = 0.1
+
+
+class _Full(Exception):
+    """Every flag-set number is taken."""
+
+
+class Row(NamedTuple):
+    uid: int
+    flags: frozenset[str]
+    size: int
+    internal: int  # arrival (INTERNALDATE), epoch seconds
+    cells: Mapping[str, str]  # column -> cell
+
+
+class _Page:
+    __slots__ = ("blob", "ends", "flags", "internal", "ncols", "size", "used")
+
+    def __init__(self) -> None:
+        self.flags = array("H", bytes(2 * PAGE))  # flag-set number + 1; 0: no message here
+        self.size = array("I", bytes(4 * PAGE))
+        self.internal = array("q", bytes(8 * PAGE))
+        self.ncols = array("B", bytes(PAGE))  # the record holds the mailbox's first n columns
+        self.ends = array("I", bytes(4 * PAGE))  # record i is blob[ends[i - 1]:ends[i]]
+        self.blob = b""
+        self.used = 0
+
+    def record(self, slot: int) -> bytes:
+        return self.blob[self.ends[slot - 1] if slot else 0 : self.ends[slot]]
+
+    def rewrite(self, records: dict[int, bytes]) -> None:
+        """Replace the given slots' records; those of emptied slots are dropped."""
+        parts = [
+            records[slot] if slot in records else self.record(slot) if self.flags[slot] else b""
+            for slot in range(PAGE)
+        ]
+        self.blob = b"".join(parts)
+        self.ends = array("I", itertools.accumulate(map(len, parts)))
+
+
+@dataclass(slots=True)
+class _Mailbox:
+    modseq: int = 0
+    dirty: bool = True
+    entries: int = 0
+    columns: list[str] = field(default_factory=list)
+    pages: dict[int, _Page] = field(default_factory=dict)
+
+    def column_positions(self, columns: Sequence[str]) -> list[int] | None:
+        try:
+            return [self.columns.index(column) for column in columns]
+        except ValueError:
+            return None
+
+
+class RowCache:
+    def __init__(self, max_entries: int) -> None:
+        self._max_pages = max(1, max_entries // PAGE)
+        self._pages = 0
+        self._mailboxes: dict[MailboxKey, _Mailbox] = {}
+        self._flag_numbers: dict[frozenset[str], int] = {}
+        self._flag_sets: list[frozenset[str]] = []
+        self._clock = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return sum(mailbox.entries for mailbox in self._mailboxes.values())
+
+    def _state(self, key: MailboxKey) -> _Mailbox:
+        state = self._mailboxes.get(key)
+        if state is None:
+            state = self._mailboxes[key] = _Mailbox()
+        return state
+
+    def mark_dirty(self, key: MailboxKey) -> None:
+        state = self._mailboxes.get(key)
+        if state is not None:
+            state.dirty = True
+
+    def needs_refresh(self, key: MailboxKey) -> tuple[bool, int]:
+        """(whether changes must be fetched before reading, the modseq to fetch them since)."""
+        state = self._mailboxes.get(key)
+        if state is None:
+            return False, 0
+        return state.dirty and state.entries > 0, state.modseq
+
+    def columns_for(self, key: MailboxKey, wanted: Iterable[str]) -> list[str]:
+        """The columns to fetch for a miss: every column the mailbox keeps, the wanted ones
+        added, so one stored row serves all the mailbox's folders."""
+        state = self._state(key)
+        new = [column for column in dict.fromkeys(wanted) if column not in state.columns]
+        if len(state.columns) + len(new) > MAX_COLUMNS:
+            self._drop(key)
+            state = self._state(key)
+        state.columns.extend(new)
+        return list(state.columns)
+
+    def apply(self, key: MailboxKey, changes: FlagChanges, since: int | None = None) -> None:
+        """Bring the mailbox's entries up to `changes.highestmodseq`, given changes since
+        `since` (default: since the cache's own modseq). Changes that start later than the
+        cache's modseq would leave a gap: then the mailbox stays dirty for its next reader."""
+        state = self._mailboxes.get(key)
+        if state is None:
+            return
+        if since is not None and since > state.modseq and state.entries:
+            state.dirty = True
+            return
+        try:
+            self._apply(state, changes)
+        except _Full:
+            self._reset()
+
+    def _apply(self, state: _Mailbox, changes: FlagChanges) -> None:
+        for uid in changes.vanished:
+            page = state.pages.get(uid >> PAGE_BITS)
+            if page is not None and page.flags[uid & _SLOT]:
+                page.flags[uid & _SLOT] = 0
+                state.entries -= 1
+        for uid, flags in changes.flags.items():
+            page = state.pages.get(uid >> PAGE_BITS)
+            if page is not None and page.flags[uid & _SLOT]:
+                page.flags[uid & _SLOT] = self._flag_number(flags)
+        state.modseq = max(state.modseq, changes.highestmodseq)
+        state.dirty = False
+
+    def lookup(
+        self, key: MailboxKey, uids: Iterable[int], columns: Sequence[str]
+    ) -> tuple[dict[int, Row], list[int]]:
+        """Rows that hold every wanted column, and the UIDs that must be fetched."""
+        found: dict[int, Row] = {}
+        missing: list[int] = []
+        state = self._mailboxes.get(key)
+        positions = state.column_positions(columns) if state is not None else None
+        if state is None or positions is None:
+            missing = list(uids)
+            self.misses += len(missing)
+            return found, missing
+        need = max(positions, default=-1) + 1
+        self._clock += 1
+        pages, flag_sets = state.pages, self._flag_sets
+        for uid in uids:
+            page = pages.get(uid >> PAGE_BITS)
+            slot = uid & _SLOT
+            if page is None or not page.flags[slot] or page.ncols[slot] < need:
+                missing.append(uid)
+                continue
+            page.used = self._clock
+            cells = page.record(slot).decode().split(_SEP) if need else []
+            shown = {c: cells[p] for c, p in zip(columns, positions, strict=True)}
+            flags = flag_sets[page.flags[slot] - 1]
+            found[uid] = Row(uid, flags, page.size[slot], page.internal[slot], shown)
+        self.hits += len(found)
+        self.misses += len(missing)
+        return found, missing
+
+    def store(self, key: MailboxKey, modseq: int, rows: Mapping[int, Row]) -> None:
+        """Keep fetched rows: each with as many of the mailbox's columns, in order, as it has."""
+        state = self._state(key)
+        if modseq and state.entries == 0:
+            state.modseq, state.dirty = modseq, False
+        try:
+            self._store(state, rows)
+        except _Full:
+            self._reset()
+            return
+        if self._pages > self._max_pages:
+            self._evict()
+
+    def _store(self, state: _Mailbox, rows: Mapping[int, Row]) -> None:
+        self._clock += 1
+        by_page: dict[int, list[Row]] = {}
+        for row in rows.values():
+            by_page.setdefault(row.uid >> PAGE_BITS, []).append(row)
+        for number, page_rows in by_page.items():
+            page = state.pages.get(number)
+            if page is None:
+                page = state.pages[number] = _Page()
+                self._pages += 1
+            records: dict[int, bytes] = {}
+            for row in page_rows:
+                slot = row.uid & _SLOT
+                kept = _leading(state.columns, row.cells)
+                records[slot] = _SEP.join(row.cells[c] for c in kept).encode()
+                if not page.flags[slot]:
+                    state.entries += 1
+                page.flags[slot] = self._flag_number(row.flags)
+                page.size[slot] = min(row.size, 0xFFFFFFFF)
+                page.internal[slot] = row.internal
+                page.ncols[slot] = len(kept)
+            page.rewrite(records)
+            page.used = self._clock
+
+    def _flag_number(self, flags: frozenset[str]) -> int:
+        number = self._flag_numbers.get(flags)
+        if number is None:
+            if len(self._flag_sets) >= MAX_FLAG_SETS:
+                raise _Full
+            self._flag_sets.append(flags)
+            number = self._flag_numbers[flags] = len(self._flag_sets)
+        return number
+
+    def _reset(self) -> None:
+        """Start over (it takes 65,535 distinct keyword sets to get here)."""
+        self._mailboxes.clear()
+        self._flag_numbers.clear()
+        self._flag_sets.clear()
+        self._pages = 0
+
+    def _drop(self, key: MailboxKey) -> None:
+        state = self._mailboxes.pop(key, None)
+        if state is not None:
+            self._pages -= len(state.pages)
+
+    def _evict(self) -> None:
+        """Drop the least recently read pages until the cache is a share below its bound."""
+        target = int(self._max_pages * (1 - EVICT_SHARE))
+        by_age = sorted(
+            (page.used, number, key)
+            for key, state in self._mailboxes.items()
+            for number, page in state.pages.items()
+        )
+        for _, number, key in by_age[: max(0, self._pages - target)]:
+            state = self._mailboxes[key]
+            page = state.pages.pop(number)
+            state.entries -= sum(1 for flags in page.flags if flags)
+            self._pages -= 1
+            if not state.pages:
+                del self._mailboxes[key]
+
+
+def _leading(columns: list[str], cells: Mapping[str, str]) -> list[str]:
+    """The columns, in order, up to the first one the cells lack."""
+    return list(itertools.takewhile(cells.__contains__, columns))
