@@ -176,17 +176,19 @@ class RowCache:
             return found, missing
         need = max(positions, default=-1) + 1
         self._clock += 1
-        pages, flag_sets = state.pages, self._flag_sets
+        clock, pages, flag_sets = self._clock, state.pages, self._flag_sets
+        pairs = list(zip(columns, positions, strict=True))
         for uid in uids:
             page = pages.get(uid >> PAGE_BITS)
             slot = uid & _SLOT
             if page is None or not page.flags[slot] or page.ncols[slot] < need:
                 missing.append(uid)
                 continue
-            page.used = self._clock
-            cells = page.record(slot).decode().split(_SEP) if need else []
-            shown = {c: cells[p] for c, p in zip(columns, positions, strict=True)}
+            page.used = clock
+            ends = page.ends
+            cells = page.blob[ends[slot - 1] if slot else 0 : ends[slot]].decode().split(_SEP)
             flags = flag_sets[page.flags[slot] - 1]
+            shown = {column: cells[position] for column, position in pairs}
             found[uid] = Row(uid, flags, page.size[slot], page.internal[slot], shown)
         self.hits += len(found)
         self.misses += len(missing)

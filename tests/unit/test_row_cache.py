@@ -129,7 +129,7 @@ def test_memory_per_cached_message_is_under_150_bytes() -> None:
                         "from": f"Sender {uid % 100}",
                         "subject": f"Message {uid}",
                     },
-                )  # fmt: skip
+                )
                 for uid in range(start, start + 50)
             }
             cache.store(KEY, 1, batch)
