@@ -99,8 +99,12 @@ class OpenMailbox(Protocol):
         """Summaries of the given UIDs that still exist (missing ones are left out)."""
         ...
 
-    async def changes_since(self, modseq: int) -> FlagChanges:
-        """Flags changed and UIDs expunged since `modseq` (everything when modseq is 0)."""
+    async def changes_since(self, modseq: int, *, keep: bool = False) -> FlagChanges:
+        """Flags changed and UIDs expunged since `modseq` (everything when modseq is 0).
+
+        The folder's own syncs call it with the modseq the previous call returned; `keep` is
+        for any other reader (the shared cache): what it is told is told again to the folder.
+        """
         ...
 
     async def mark(self, uids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:

@@ -78,6 +78,8 @@ class ImapClient:
         self._read_task: asyncio.Task[None] | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.on_unsolicited: UnsolicitedHandler | None = None
+        # Sees every untagged response first, whichever command it then goes to.
+        self.on_untagged: UnsolicitedHandler | None = None
         self.closed = False
         # The mailbox this connection has selected, kept by whoever selects.
         self.selected: str | None = None
@@ -220,6 +222,8 @@ class ImapClient:
         log.debug("tagged reply for unknown tag %s", tagged.tag)
 
     def _deliver(self, untagged: Untagged) -> None:
+        if self.on_untagged is not None:
+            self.on_untagged(untagged)
         target: _InFlight | None = None
         if untagged.kind == "ESEARCH":
             target = self._by_correlator(untagged)

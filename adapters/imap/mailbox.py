@@ -8,6 +8,7 @@ connection is shared and re-selects as needed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import email.parser
@@ -17,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from adapters.imap.client import ImapClient, Result
+from adapters.imap.journal import ChangeJournal
 from adapters.imap.wire import Arg, Atom, Raw, Value, parse_sequence_set, sequence_set
 from adapters.protocols import FlagChanges, MailboxStatus, MessageSummary, ViewQuery
 from bridge.errors import BridgeError, ErrorKind
@@ -63,6 +65,10 @@ class ImapOpenMailbox:
         self._watch = watch
         self._unwatch: Callable[[], None] | None = None
         self._closed = False
+        # On a connection of its own, what the server says of changes between syncs.
+        self._journal = ChangeJournal()
+        if not shared:
+            client.on_untagged = self._journal.observe
 
     @classmethod
     async def open(
@@ -137,11 +143,23 @@ class ImapOpenMailbox:
             values = {
                 str(k).upper(): int(str(v)) for k, v in zip(pairs[::2], pairs[1::2], strict=False)
             }
-        return MailboxStatus(
+        status = MailboxStatus(
             uidvalidity=values.get("UIDVALIDITY", 0), uidnext=values.get("UIDNEXT", 0),
             messages=values.get("MESSAGES", 0), unseen=values.get("UNSEEN", 0),
             highestmodseq=values.get("HIGHESTMODSEQ", 0),
         )  # fmt: skip
+        # A view built from here on knows everything up to this point.
+        self._anchor(client, status.highestmodseq, status.uidnext)
+        return status
+
+    def _anchor(self, client: ImapClient, modseq: int, uidnext: int) -> None:
+        if self._journals(client) and modseq and uidnext:
+            self._journal.anchor(modseq, uidnext)
+        else:
+            self._journal.drop()
+
+    def _journals(self, client: ImapClient) -> bool:
+        return not self._shared and "QRESYNC" in client.enabled
 
     def _criteria(self, query: ViewQuery) -> list[Arg]:
         criteria: list[Arg] = []
@@ -234,16 +252,25 @@ class ImapOpenMailbox:
                     found[summary.uid] = summary
         return found
 
-    async def changes_since(self, modseq: int) -> FlagChanges:
+    async def changes_since(self, modseq: int, *, keep: bool = False) -> FlagChanges:
         client = await self._ready()
         if not modseq or not client.has("CONDSTORE"):
             status = await self.status()
             result = await client.execute("UID FETCH", Raw("1:*"), Raw("(UID FLAGS)"),
                                           wants=("FETCH",))  # fmt: skip
             return FlagChanges(_flags_of(result), frozenset(), status.highestmodseq, complete=False)
+        # Only the folder's own syncs move the journal on; other readers leave it as it is.
+        if self._journal.serves(modseq):
+            return await self._journal_changes(client, keep)
+        own = not keep and self._journals(client)
+        if own:
+            self._journal.restart()
         # NOOP first, and not pipelined: "1:*" only reaches messages the server has announced
         # to this connection, and Dovecot defers announcing while pipelined commands wait.
         await client.execute("NOOP")
+        if own:
+            # What arrived until now, the FETCH below sees; what arrives while it runs, not.
+            self._journal.arrived = False
         qresync = client.has("QRESYNC")
         modifier = f"(CHANGEDSINCE {modseq}" + (" VANISHED)" if qresync else ")")
         result = await client.execute(
@@ -262,7 +289,45 @@ class ImapOpenMailbox:
             ranges = item.values[-1] if item.values else ""
             for low, high in parse_sequence_set(str(ranges)):
                 vanished.update(range(low, (high or low) + 1))
-        return FlagChanges(_flags_of(result), frozenset(vanished), highest, complete=qresync)
+        flags = _flags_of(result)
+        if own:
+            self._journal.settle(highest, max([self._journal.uidnext, *(u + 1 for u in flags)]))
+        elif not keep:
+            self._journal.drop()
+        return FlagChanges(flags, frozenset(vanished), highest, complete=qresync)
+
+    async def _journal_changes(self, client: ImapClient, keep: bool) -> FlagChanges:
+        """Changes from what the connection was told (see journal.py): a NOOP for the latest
+        news, then the flags of new messages and of those changed by our own STOREs. With
+        `keep`, the journal is only read: the folder's next sync is told the same again."""
+        journal = self._journal
+        base = journal.base
+        assert base is not None
+        await client.execute("NOOP")
+        fetches = []
+        if journal.arrived:
+            journal.arrived = False
+            fetches.append(f"{journal.uidnext}:*")
+        if journal.unknown:
+            fetches.append(sequence_set(sorted(journal.unknown)))
+            journal.unknown.clear()
+        # Pipelined: both come after the NOOP, so Dovecot has announced what they ask for.
+        await asyncio.gather(*(
+            client.execute("UID FETCH", Raw(uids), Raw("(UID FLAGS MODSEQ)"), wants=("FETCH",))
+            for uids in fetches
+        ))  # fmt: skip
+        if journal.base != base:  # dropped meanwhile (an expunge by sequence number)
+            return await self.changes_since(base, keep=keep)
+        if keep:
+            flags, vanished, highest = journal.read()
+            return FlagChanges(flags, vanished, base if journal.arrived else highest)
+        flags, vanished, highest = journal.take()
+        if journal.arrived:
+            # Arrived after the FETCH began: its modseq may be below one heard (module doc of
+            # journal.py), so the base stays where it was until the next sync has fetched it.
+            highest = base
+        journal.base = highest
+        return FlagChanges(flags, vanished, highest, complete=True)
 
     async def fetch_section(
         self, uid: int, section: str, offset: int = 0, length: int | None = None

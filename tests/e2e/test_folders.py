@@ -386,3 +386,47 @@ async def test_a_message_gone_before_the_idle_push_is_still_notified(filled: Fil
     await next_notify(client, "INBOX", timeout=3.0)
     await view.sync()
     assert 41 not in view.uids
+
+
+async def test_a_browse_refreshing_the_cache_leaves_the_changes_for_the_sync(
+    filled: Filled,
+) -> None:
+    """Found by the state machine: a browse after a notify brings the shared cache up to date
+    from the folder's connection; the folder's own next sync must still report those changes
+    (an expunge carries no modseq, so nothing else would tell the sync it had been missed)."""
+    client, _, other = filled
+    view = ClientView(client, "byDate")
+    await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="Date")
+    before = await view.browse_all()
+    await other.run("INBOX", "expunge", "8")
+    await next_notify(client, "byDate")
+    await call(client, "folderBrowse", {"folder": "byDate"}, index_range(0, 3))
+    await view.sync()
+    assert [u for u in view.uids if u is not None] == [u for u in before if u != 8]
+    assert await view.browse_all() == [u for u in before if u != 8]
+
+
+async def test_syncs_after_the_first_use_what_the_connection_was_told(
+    filled: Filled, bridge: Bridge
+) -> None:
+    """With QRESYNC a folder's connection hears of every change: the syncs after the first
+    take a NOOP (and a FETCH of what is new), not a CHANGEDSINCE over the whole mailbox."""
+    client, account, other = filled
+    view = ClientView(client, "INBOX")
+    await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="Date")
+    await view.browse_all()
+    session = next(s for s in bridge.services.sessions.all() if s.account == account.address)
+    (folder,) = session.folders.all()
+    journal = folder.mailbox._journal  # type: ignore[attr-defined]
+    assert journal.serves(folder.modseq)
+    await other.run("INBOX", "store", "3", "+FLAGS", "(\\Flagged)")
+    await other.run("INBOX", "append", "INBOX", message("journal news"))
+    await other.run("INBOX", "expunge", "5")
+    await next_notify(client, "INBOX")
+    await asyncio.sleep(0.3)
+    reply = await view.sync()
+    modes = sorted(r.get("mode") or "" for r in reply.of("folderReport"))
+    assert modes == ["added", "removed", "updated"]
+    assert journal.serves(folder.modseq)
+    truth = await other.run("INBOX", "sort", "(DATE)")
+    assert await view.browse_all() == truth

@@ -188,7 +188,7 @@ async def _rows(
     cache = conv.services.rows
     refresh, since = cache.needs_refresh(key)
     if refresh:
-        cache.apply(key, await folder.mailbox.changes_since(since))
+        cache.apply(key, await folder.mailbox.changes_since(since, keep=True))
     found, missing = cache.lookup(key, uids, columns)
     metrics.CACHE_LOOKUPS.labels("summaries", "hit").inc(len(found))
     if missing:
