@@ -1,9 +1,10 @@
 """folderSync without re-sorting the mailbox: apply what changed (CONDSTORE/QRESYNC) to the
 current view, placing new messages by binary search on their sort keys.
 
-Only for orders whose key the bridge computes exactly as IMAP SORT does (UID, arrival, size,
-sent date with the arrival fallback) and for filters decided by flags alone; anything else, too
-many insertions, or changes the backend could not fully report, fall back to a full SORT.
+Removals and flag changes work in any order; messages entering a view only in orders whose key
+the bridge computes exactly as IMAP SORT does (UID, arrival, size, sent date with the arrival
+fallback). Filters decided by flags alone; text filters, too many insertions, or changes the
+backend could not fully report, fall back to a full SORT.
 Ties go in ascending UID order in both directions, as IMAP SORT orders them.
 """
 
@@ -75,11 +76,8 @@ def _positions(view: Sequence[int], wanted: set[int]) -> list[int]:
 
 
 def supports(query: ViewQuery, changes: FlagChanges) -> bool:
-    return (
-        changes.complete
-        and query.text is None
-        and (query.sort_field or "").lower() in INCREMENTAL_SORTS
-    )
+    """Whether `apply_changes` may be tried (it still answers None when it cannot say)."""
+    return changes.complete and query.text is None
 
 
 def matches(query: ViewQuery, flags: frozenset[str]) -> bool:
@@ -138,7 +136,9 @@ async def apply_changes(
             entering.append(uid)
         elif now_inside:
             changed.add(uid)
-    if len(entering) > MAX_INSERTIONS:
+    field = (query.sort_field or "uid").lower()
+    # Messages leave any view by removal alone; entering needs keys the bridge computes.
+    if len(entering) > MAX_INSERTIONS or (entering and field not in INCREMENTAL_SORTS):
         return None
     gone = leaving | {uid for uid in changes.vanished if inside(uid)}
     removed_at = _positions(view, gone)
@@ -147,7 +147,6 @@ async def apply_changes(
         del result[index]
     if not entering:
         return Incremental(result, changed, removed_at, [])
-    field = (query.sort_field or "uid").lower()
     sign = -1 if query.descending else 1
     keys: dict[int, int] = {}
 

@@ -16,6 +16,7 @@ recently read, so cold mailboxes go first. Pure: no I/O here; the folder operati
 from __future__ import annotations
 
 import itertools
+import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,17 @@ class RowCache:
 
     def __len__(self) -> int:
         return sum(mailbox.entries for mailbox in self._mailboxes.values())
+
+    def footprint(self) -> int:
+        """Bytes held for the cached rows (pages, their arrays and text, the page tables)."""
+        total = sys.getsizeof(self._mailboxes)
+        for state in self._mailboxes.values():
+            total += sys.getsizeof(state.pages) + sys.getsizeof(state.columns)
+            for page in state.pages.values():
+                total += sys.getsizeof(page) + sys.getsizeof(page.blob)
+                total += sum(map(sys.getsizeof, (page.flags, page.size, page.internal,
+                                                 page.ncols, page.ends)))  # fmt: skip
+        return total
 
     def _state(self, key: MailboxKey) -> _Mailbox:
         state = self._mailboxes.get(key)

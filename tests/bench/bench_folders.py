@@ -589,6 +589,31 @@ class Bench:
         await drain(anchor)
         self.add(Row(f"7 messageMark {size} (index range)", bridge_t, direct_t))
 
+    async def cache_memory(self) -> None:
+        """Bytes the shared row cache holds per cached message, after browsing every row of
+        the INBOX once (three text fields plus FLAGS, as in every scenario)."""
+        assert self.bridge is not None and self.bridge.tcp is not None
+        cache = self.bridge.services.rows
+        raw = await RawXimss.connect(
+            self.bridge.tcp.port, self.account.address, self.account.password
+        )
+        fields_xml = "".join(f"<field>{f}</field>" for f in FIELDS)
+        await raw.call("folderOpen", 'folder="all" mailbox="INBOX" sortField="Date"', fields_xml)
+        started = time.perf_counter()
+        for low in range(0, self.messages, 2000):
+            window = f'<index from="{low}" till="{min(low + 1999, self.messages - 1)}"/>'
+            await raw.call("folderBrowse", 'folder="all"', window)
+        browse_all = time.perf_counter() - started
+        await raw.close()
+        rows, held = len(cache), cache.footprint()
+        print(
+            f"  row cache: {rows} messages, {held / 1e6:.1f} MB, {held / max(rows, 1):.0f} B per "
+            f"cached message (browsing all {self.messages} rows took {browse_all:.1f} s)"
+        )
+        self.notes.append(
+            f"cache: {held / max(rows, 1):.0f} B per cached message ({rows} rows, target <= 150)"
+        )
+
     async def memory(self) -> None:
         """RSS growth of this process (bridge in-process) for one and for ten 100k folders."""
         assert self.bridge is not None
@@ -735,6 +760,7 @@ class Bench:
         print("2. folderOpen by Date, warm after restart", flush=True)
         await self.restart_open(writer)
         print("8. memory", flush=True)
+        await self.cache_memory()
         await self.memory()
         self.notes.append(f"bench phases took {time.perf_counter() - started:.0f} s")
 

@@ -115,3 +115,51 @@ def test_unknown_date_falls_back_to_full_sort() -> None:
 
     changes = FlagChanges({9: frozenset()}, frozenset(), 5)
     assert asyncio.run(apply_changes([1], ViewQuery("Date"), changes, fetch)) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    before=messages_strategy,
+    removed=st.sets(st.integers(1, 60), max_size=12),
+    reflag=st.sets(st.integers(1, 60), max_size=20),
+    added=st.integers(0, 2),
+    filtered=st.sampled_from(["none", "unseen", "seen"]),
+)
+def test_any_order_takes_removals_and_flag_changes_without_a_sort(
+    before: dict[int, tuple[int, bool]], removed: set[int], reflag: set[int], added: int,
+    filtered: str,
+) -> None:  # fmt: skip
+    """A Subject view (a key the bridge does not compute; here the size stands for it): what
+    leaves it or changes in place is applied; anything entering asks for a full SORT."""
+    old = {
+        u: summary(u, k, frozenset({SEEN}) if s else frozenset()) for u, (k, s) in before.items()
+    }
+    query = ViewQuery("Subject", False,
+                      flags_set=(SEEN,) if filtered == "seen" else (),
+                      flags_unset=(SEEN,) if filtered == "unseen" else ())  # fmt: skip
+    new = dict(old)
+    changed: dict[int, frozenset[str]] = {}
+    for uid in reflag & set(old):
+        flipped = frozenset() if SEEN in old[uid].flags else frozenset({SEEN})
+        new[uid] = old[uid]._replace(flags=flipped)
+        changed[uid] = flipped
+    for uid in removed & set(new):
+        del new[uid]
+        changed.pop(uid, None)
+    for uid in range(61, 61 + added):
+        new[uid] = summary(uid, 3, frozenset())
+        changed[uid] = frozenset()
+    old_view = build(old, query, "size")
+
+    async def fetch(uids: Sequence[int]) -> dict[int, Row]:
+        raise AssertionError("no keys are needed to remove or update")
+
+    changes = FlagChanges(changed, frozenset(removed & set(old)), 10)
+    result = asyncio.run(apply_changes(old_view, query, changes, fetch))
+    expected = build(new, query, "size")
+    if any(u not in old_view for u in expected):
+        assert result is None
+        return
+    assert result is not None and list(result.view) == expected
+    reports = result.reports(old_view, show_changes=True)
+    assert reports is not None and apply(list(old_view), reports) == expected
