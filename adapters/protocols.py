@@ -93,6 +93,10 @@ class OpenMailbox(Protocol):
         """UIDs of the matching messages in view order (ties in ascending UID order)."""
         ...
 
+    async def matching(self, query: ViewQuery, uids: Sequence[int]) -> set[int]:
+        """Which of these messages the query's filter selects (its order aside)."""
+        ...
+
     async def summaries(
         self, uids: Sequence[int], header_fields: Sequence[str]
     ) -> dict[int, MessageSummary]:

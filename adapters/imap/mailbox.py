@@ -196,6 +196,13 @@ class ImapOpenMailbox:
             return uids[::-1] if query.descending else uids
         return await self._sorted_here(uids, query.sort_field or "", query.descending)
 
+    async def matching(self, query: ViewQuery, uids: Sequence[int]) -> set[int]:
+        if not uids:
+            return set()
+        client = await self._ready()
+        criteria: list[Arg] = [Atom("UID"), Raw(sequence_set(uids)), *self._criteria(query)]
+        return set(await self._search(client, criteria))
+
     async def _sorted(self, client: ImapClient, program: str, criteria: list[Arg]) -> list[int]:
         charset = Atom("UTF-8")
         if client.has("ESORT"):

@@ -3,8 +3,9 @@ current view, placing new messages by binary search on their sort keys.
 
 Removals and flag changes work in any order; messages entering a view only in orders whose key
 the bridge computes exactly as IMAP SORT does (UID, arrival, size, sent date with the arrival
-fallback). Filters decided by flags alone; text filters, too many insertions, or changes the
-backend could not fully report, fall back to a full SORT.
+fallback). Filters by flags are decided here; text filters by a SEARCH of just the new
+messages. Too many insertions, or changes the backend could not fully report, fall back to a
+full SORT.
 Ties go in ascending UID order in both directions, as IMAP SORT orders them.
 """
 
@@ -30,6 +31,8 @@ DIRECT_REPORTS = 5000
 FEW = 8
 
 Fetch = Callable[[Sequence[int]], Awaitable[dict[int, Row]]]
+# Which of these messages the view's text filter selects (a SEARCH of just them).
+Matching = Callable[[Sequence[int]], Awaitable[set[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ def _positions(view: Sequence[int], wanted: set[int]) -> list[int]:
 
 def supports(query: ViewQuery, changes: FlagChanges) -> bool:
     """Whether `apply_changes` may be tried (it still answers None when it cannot say)."""
-    return changes.complete and query.text is None
+    return changes.complete
 
 
 def matches(query: ViewQuery, flags: frozenset[str]) -> bool:
@@ -106,13 +109,17 @@ async def apply_changes(
     changes: FlagChanges,
     fetch: Fetch,
     all_below: int | None = None,
+    matching: Matching | None = None,
 ) -> Incremental | None:
     """The new view, or None when only a full SORT can say it exactly.
 
     `all_below`: for a view of every message, the UIDNEXT it was built at; then membership is
     arithmetic (every UID below it that still exists is in the view) and a 100,000-message view
-    is never scanned for the common case of a few changes."""
-    filtered = bool(query.flags_set or query.flags_unset)
+    is never scanned for the common case of a few changes. For a filtered view it is the UID
+    below which every message is known (in the view or judged out of it): a text filter's verdict
+    on an older message does not change with its flags; newer ones are asked of `matching`."""
+    text = query.text is not None
+    filtered = bool(query.flags_set or query.flags_unset) or text
     members: set[int] | None = None
     if filtered or all_below is None:
         members = set(view)
@@ -126,10 +133,15 @@ async def apply_changes(
     leaving: set[int] = set()
     entering: list[int] = []
     changed: set[int] = set()
+    unjudged: list[int] = []
     for uid, flags in changes.flags.items():
         if uid in changes.vanished:
             continue
         now_inside, wanted = inside(uid), matches(query, flags)
+        if text and wanted and not now_inside:
+            if all_below is None or uid >= all_below:
+                unjudged.append(uid)
+            continue
         if now_inside and not wanted:
             leaving.add(uid)
         elif wanted and not now_inside:
@@ -137,6 +149,10 @@ async def apply_changes(
         elif now_inside:
             changed.add(uid)
     field = (query.sort_field or "uid").lower()
+    if unjudged:
+        if matching is None or len(unjudged) > MAX_INSERTIONS:
+            return None
+        entering += sorted(await matching(sorted(unjudged)))
     # Messages leave any view by removal alone; entering needs keys the bridge computes.
     if len(entering) > MAX_INSERTIONS or (entering and field not in INCREMENTAL_SORTS):
         return None

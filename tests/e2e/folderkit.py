@@ -121,8 +121,8 @@ class BehindTheBack:
         assert status == "OK"
 
     @staticmethod
-    def _sort(imap: imaplib.IMAP4, program: str) -> list[int]:
-        status, data = imap.uid("SORT", program, "UTF-8", "ALL")
+    def _sort(imap: imaplib.IMAP4, program: str, *criteria: str) -> list[int]:
+        status, data = imap.uid("SORT", program, "UTF-8", *(criteria or ("ALL",)))
         assert status == "OK"
         return [int(x) for x in (data[0] or b"").split()]
 

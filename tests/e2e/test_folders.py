@@ -430,3 +430,29 @@ async def test_syncs_after_the_first_use_what_the_connection_was_told(
     assert journal.serves(folder.modseq)
     truth = await other.run("INBOX", "sort", "(DATE)")
     assert await view.browse_all() == truth
+
+
+async def test_a_text_filtered_view_follows_changes(filled: Filled) -> None:
+    """filter="Message 1" on Subject (Dovecot's substring SEARCH): new messages are judged by
+    a SEARCH of just them, flag changes never move a message across a text filter."""
+    client, _, other = filled
+    view = ClientView(client, "text")
+    await view.open(
+        "INBOX", *fields("FLAGS", "Subject"), sortField="Date", filter="Message 1",
+        filterField="Subject",
+    )  # fmt: skip
+    await view.browse_all()
+    truth_before = await other.run("INBOX", "sort", "(DATE)", "SUBJECT", '"Message 1"')
+    assert [u for u in view.uids if u is not None] == truth_before
+    await other.run("INBOX", "append", "INBOX", message("Message 1 again"))
+    await other.run("INBOX", "append", "INBOX", message("something else"))
+    await other.run("INBOX", "store", "3,12", "+FLAGS", "(\\Flagged)")  # out of / in the view
+    await other.run("INBOX", "expunge", "11")
+    await next_notify(client, "text")
+    await asyncio.sleep(0.3)
+    reply = await view.sync()
+    modes = sorted(r.get("mode") or "" for r in reply.of("folderReport"))
+    assert modes == ["added", "removed", "updated"]
+    truth = await other.run("INBOX", "sort", "(DATE)", "SUBJECT", '"Message 1"')
+    assert [u for u in view.uids if u is not None] == truth
+    assert await view.browse_all() == truth

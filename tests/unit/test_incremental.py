@@ -163,3 +163,61 @@ def test_any_order_takes_removals_and_flag_changes_without_a_sort(
     assert result is not None and list(result.view) == expected
     reports = result.reports(old_view, show_changes=True)
     assert reports is not None and apply(list(old_view), reports) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    before=messages_strategy,
+    added=st.lists(st.tuples(st.integers(0, 8), st.booleans()), max_size=6),
+    removed=st.sets(st.integers(1, 60), max_size=12),
+    reflag=st.sets(st.integers(1, 60), max_size=20),
+    field=st.sampled_from(["uid", "internaldate", "size", "date"]),
+    descending=st.booleans(),
+)
+def test_text_filters_ask_only_about_new_messages(
+    before: dict[int, tuple[int, bool]], added: list[tuple[int, bool]], removed: set[int],
+    reflag: set[int], field: str, descending: bool,
+) -> None:  # fmt: skip
+    """A text filter (here: "the message's flag at arrival was Seen", fixed per message like
+    a header) keeps its verdict on old messages whatever their flags do; new ones are asked."""
+    arrival_seen = {u: s for u, (_, s) in before.items()}
+    old = {
+        u: summary(u, k, frozenset({SEEN}) if s else frozenset()) for u, (k, s) in before.items()
+    }
+    query = ViewQuery(field, descending, text="x")
+
+    def view_of(messages: dict[int, Row]) -> list[int]:
+        chosen = {u: m for u, m in messages.items() if arrival_seen[u]}
+        return build(chosen, ViewQuery(field, descending), field)
+
+    new = dict(old)
+    changed: dict[int, frozenset[str]] = {}
+    for uid in reflag & set(old):
+        flipped = frozenset() if SEEN in old[uid].flags else frozenset({SEEN})
+        new[uid] = old[uid]._replace(flags=flipped)
+        changed[uid] = flipped
+    for uid in removed & set(new):
+        del new[uid]
+        changed.pop(uid, None)
+    for offset, (key, seen) in enumerate(added):
+        uid = 61 + offset
+        arrival_seen[uid] = seen
+        new[uid] = summary(uid, key, frozenset())
+        changed[uid] = frozenset()
+    old_view = view_of(old)
+    asked: list[int] = []
+
+    async def fetch(uids: Sequence[int]) -> dict[int, Row]:
+        return {u: new[u] for u in uids if u in new}
+
+    async def matching(uids: Sequence[int]) -> set[int]:
+        asked.extend(uids)
+        return {u for u in uids if arrival_seen[u]}
+
+    changes = FlagChanges(changed, frozenset(removed & set(old)), 10)
+    result = asyncio.run(apply_changes(old_view, query, changes, fetch, 61, matching))
+    assert result is not None
+    assert list(result.view) == view_of(new)
+    assert set(asked) <= set(range(61, 61 + len(added)))
+    reports = result.reports(old_view, show_changes=True)
+    assert reports is not None and apply(list(old_view), reports) == list(result.view)

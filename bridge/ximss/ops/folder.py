@@ -116,7 +116,14 @@ async def _stored_view(conv: Conversation, folder: Folder) -> Sequence[int] | No
     async def fetch(uids: Sequence[int]) -> dict[int, Row]:
         return await _rows(conv, folder, uids, extra=(incremental.DATE_COLUMN,))
 
-    moved = await incremental.apply_changes(view, folder.query, changes, fetch)
+    async def matching(uids: Sequence[int]) -> set[int]:
+        return await folder.mailbox.matching(folder.query, uids)
+
+    # Every message below the stored view's highest UID was judged when it was stored.
+    known_below = max(view, default=0) + 1
+    moved = await incremental.apply_changes(
+        view, folder.query, changes, fetch, known_below, matching
+    )
     if moved is None:
         return None
     folder.set_view(moved.view)
@@ -243,8 +250,11 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
         async def fetch(uids: Sequence[int]) -> dict[int, Row]:
             return await _rows(conv, folder, uids, extra=(incremental.DATE_COLUMN,))
 
+        async def matching(uids: Sequence[int]) -> set[int]:
+            return await folder.mailbox.matching(folder.query, uids)
+
         moved = await incremental.apply_changes(
-            folder.view, folder.query, changes, fetch, folder.all_below
+            folder.view, folder.query, changes, fetch, folder.all_below, matching
         )
     new_view: Sequence[int]
     all_below = None
