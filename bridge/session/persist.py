@@ -1,8 +1,9 @@
-"""Folder views kept in the state store, so a restarted bridge reopens a large folder from the
-stored order plus what changed since (one CONDSTORE round trip) instead of sorting it again.
+"""Folder views and cached rows kept in the state store, so a restarted bridge reopens a large
+folder from the stored order plus what changed since (one CONDSTORE round trip) instead of sorting
+it again, and browses it without fetching every row again.
 
-Only views the incremental sync can bring up to date are stored: no text filters. The key holds
-everything the order depends on, UIDVALIDITY included, so a rebuilt mailbox never matches."""
+A view's key holds everything its order and filter depend on, UIDVALIDITY included, so a rebuilt
+mailbox never matches."""
 
 from __future__ import annotations
 
@@ -17,12 +18,18 @@ _HEADER = struct.Struct("<Q")
 
 
 def view_key(account: str, mailbox: str, uidvalidity: int, query: ViewQuery) -> str | None:
-    if query.text is not None or not uidvalidity:
+    if not uidvalidity:
         return None
     order = f"{(query.sort_field or '').lower()} {'desc' if query.descending else 'asc'}"
     flags = f"{','.join(query.flags_set)} {','.join(query.flags_unset)}"
-    spec = "|".join([account, mailbox, str(uidvalidity), order, flags])
+    text = "" if query.text is None else f"{query.text_field or ''}\x00{query.text}"
+    spec = "\x00".join([account, mailbox, str(uidvalidity), order, flags, text])
     return "view:" + hashlib.sha256(spec.encode()).hexdigest()
+
+
+def rows_key(account: str, mailbox: str, uidvalidity: int) -> str:
+    spec = "\x00".join([account, mailbox, str(uidvalidity)])
+    return "rows:" + hashlib.sha256(spec.encode()).hexdigest()
 
 
 def encode(modseq: int, view: Sequence[int]) -> bytes:

@@ -16,6 +16,8 @@ recently read, so cold mailboxes go first. Pure: no I/O here; the folder operati
 from __future__ import annotations
 
 import itertools
+import json
+import struct
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +40,10 @@ MAX_COLUMNS = 64
 MAX_FLAG_SETS = 65535
 # Eviction frees this share of the bound at once, so it runs rarely.
 EVICT_SHARE = 0.1
+# Exported mailboxes (see RowCache.export): magic, modseq, page count, JSON length.
+_EXPORT = struct.Struct("<4sQII")
+_MAGIC = b"XBR1"
+_PAGE_NUMBER = struct.Struct("<II")  # page number, blob length
 
 
 class _Full(Exception):
@@ -122,6 +128,13 @@ class RowCache:
         if state is None:
             state = self._mailboxes[key] = _Mailbox()
         return state
+
+    def claim(self, key: MailboxKey) -> bool:
+        """True the first time a mailbox is asked for (then its stored rows may be loaded)."""
+        if key in self._mailboxes:
+            return False
+        self._state(key)
+        return True
 
     def mark_dirty(self, key: MailboxKey) -> None:
         state = self._mailboxes.get(key)
@@ -242,6 +255,75 @@ class RowCache:
                 page.ncols[slot] = len(kept)
             page.rewrite(records)
             page.used = self._clock
+
+    def export(self, key: MailboxKey) -> bytes | None:
+        """The mailbox's rows as bytes for the state store (None when it holds none); the
+        arrays in this machine's byte order, flag sets and columns as JSON."""
+        state = self._mailboxes.get(key)
+        if state is None or not state.entries or not state.modseq:
+            return None
+        used = sorted({n for page in state.pages.values() for n in page.flags if n})
+        renumber = {number: index + 1 for index, number in enumerate(used)}
+        meta = json.dumps({
+            "columns": state.columns,
+            "flags": [sorted(self._flag_sets[number - 1]) for number in used],
+        }).encode()  # fmt: skip
+        parts = [_EXPORT.pack(_MAGIC, state.modseq, len(state.pages), len(meta)), meta]
+        for number, page in state.pages.items():
+            flags = array("H", (renumber.get(n, 0) for n in page.flags))
+            parts.append(_PAGE_NUMBER.pack(number, len(page.blob)))
+            parts += [flags.tobytes(), page.size.tobytes(), page.internal.tobytes(),
+                      page.ncols.tobytes(), page.ends.tobytes(), page.blob]  # fmt: skip
+        return b"".join(parts)
+
+    def load(self, key: MailboxKey, blob: bytes) -> bool:
+        """Take rows exported by an earlier run, unless the mailbox already has some. They are
+        marked dirty: the next reader brings them up to date from their modseq first."""
+        if key in self._mailboxes and self._mailboxes[key].entries:
+            return False
+        try:
+            state = self._imported(blob)
+        except (ValueError, KeyError, IndexError, TypeError, struct.error, _Full):
+            return False
+        self._drop(key)
+        self._mailboxes[key] = state
+        self._pages += len(state.pages)
+        if self._pages > self._max_pages:
+            self._evict()
+        return True
+
+    def _imported(self, blob: bytes) -> _Mailbox:
+        magic, modseq, pages, meta_size = _EXPORT.unpack_from(blob)
+        if magic != _MAGIC:
+            raise ValueError("not exported rows")
+        offset = _EXPORT.size
+        meta = json.loads(blob[offset : offset + meta_size])
+        offset += meta_size
+        numbers = [self._flag_number(frozenset(map(str, flags))) for flags in meta["flags"]]
+        columns = [str(column) for column in meta["columns"]][:MAX_COLUMNS]
+        state = _Mailbox(modseq=modseq, dirty=True, columns=columns)
+        self._clock += 1
+        for _ in range(pages):
+            number, blob_size = _PAGE_NUMBER.unpack_from(blob, offset)
+            offset += _PAGE_NUMBER.size
+            page = _Page()
+            for part in (page.flags, page.size, page.internal, page.ncols, page.ends):
+                size = part.itemsize * PAGE
+                chunk = blob[offset : offset + size]
+                if len(chunk) != size:
+                    raise ValueError("truncated")
+                del part[:]
+                part.frombytes(chunk)
+                offset += size
+            page.blob = blob[offset : offset + blob_size]
+            offset += blob_size
+            if len(page.blob) != blob_size or page.ends[-1] != blob_size:
+                raise ValueError("truncated")
+            page.flags = array("H", (numbers[n - 1] if n else 0 for n in page.flags))
+            page.used = self._clock
+            state.pages[number] = page
+            state.entries += sum(1 for n in page.flags if n)
+        return state
 
     def _flag_number(self, flags: frozenset[str]) -> int:
         number = self._flag_numbers.get(flags)

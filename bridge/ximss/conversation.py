@@ -9,6 +9,7 @@ lives here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -127,8 +128,18 @@ class Conversation:
         session, self.session = self.session, None
         if session is not None:
             session.mail.on_alert(None)
-            for folder in session.folders.all():
-                with contextlib.suppress(Exception):
-                    await folder_ops.save(self, folder)
-            self.services.sessions.discard(session)
-            await session.close()
+            saving = asyncio.ensure_future(self._save_folders(session))
+            try:
+                await asyncio.shield(saving)
+            except asyncio.CancelledError:
+                # A shutdown cancels connections: the views and rows are still worth keeping.
+                await saving
+                raise
+            finally:
+                self.services.sessions.discard(session)
+                await session.close()
+
+    async def _save_folders(self, session: Session) -> None:
+        for folder in session.folders.all():
+            with contextlib.suppress(Exception):
+                await folder_ops.save(self, folder, rows=True)

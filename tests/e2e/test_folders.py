@@ -312,7 +312,9 @@ async def test_restarted_bridge_reopens_from_the_stored_view(
         assert first.tcp is not None
         client = await XimssClient.connect("127.0.0.1", first.tcp.port)
         await client.login(account.address, account.password)
-        await ClientView(client, "INBOX").open("INBOX", **spec)
+        first_view = ClientView(client, "INBOX")
+        await first_view.open("INBOX", *fields("FLAGS", "Subject"), **spec)
+        await first_view.browse_all()  # every row cached, and kept when the session ends
         await client.close()
     # While no bridge runs: new mail, an expunge and flag changes.
     await other.run("INBOX", "append", "INBOX", message("While away"))
@@ -325,10 +327,16 @@ async def test_restarted_bridge_reopens_from_the_stored_view(
         misses = second.services.rows.misses
         warm = ClientView(client, "warm")
         started = time.monotonic()
-        await warm.open("INBOX", **spec)
+        await warm.open("INBOX", *fields("FLAGS", "Subject"), **spec)
         elapsed = time.monotonic() - started
         # Only the new message and the two ends of the stored view were fetched: no SORT.
         assert second.services.rows.misses - misses <= 3
+        misses = second.services.rows.misses
+        reply = await call(client, "folderBrowse", {"folder": "warm"}, index_range(0, 299))
+        assert second.services.rows.misses == misses  # the stored rows, brought up to date
+        shown = {int(r.get("UID", "0")): r for r in reply.of("folderReport")}
+        assert "Seen" in (shown[10].findtext("FLAGS") or "").split(",")
+        assert "Seen" not in (shown[20].findtext("FLAGS") or "").split(",")
         warm_view = await warm.browse_all()
         assert warm_view == await other.run("INBOX", "sort", "(REVERSE DATE)")
         assert warm_view[0] == 301 and 7 not in warm_view

@@ -190,3 +190,34 @@ def test_the_cache_agrees_with_a_dictionary(steps: list[tuple[str, object]]) -> 
         assert found == model
         assert sorted(missing) == sorted(set(range(1, 301)) - set(model))
         assert len(cache) == len(model)
+
+
+def test_rows_survive_export_and_load_in_another_cache() -> None:
+    cache = RowCache(10_000)
+    cache.columns_for(KEY, ["subject", "date"])
+    stored = {u: row(u, SEEN if u % 3 else frozenset({"$Junk"}), subject=f"s{u}", date=str(u))
+              for u in (*range(1, 150), 1000)}  # fmt: skip
+    cache.store(KEY, 42, stored)
+    cache.apply(KEY, FlagChanges({}, frozenset({5}), 43))
+    blob = cache.export(KEY)
+    assert blob is not None
+    other = RowCache(10_000)
+    other.store(("b@x.test", "INBOX", 1), 1, {1: row(1, frozenset({"x"}))})  # other numbering
+    assert other.load(KEY, blob)
+    assert other.needs_refresh(KEY) == (True, 43)  # to be brought up to date before use
+    found, missing = other.lookup(KEY, range(1, 1001), ["date", "subject"])
+    assert missing == [5, *range(150, 1000)]
+    assert found == {u: r for u, r in stored.items() if u != 5}
+    assert len(other) == (len(stored) - 1) + 1  # less the vanished one, plus the other mailbox
+
+
+def test_damaged_exports_are_ignored() -> None:
+    cache = RowCache(10_000)
+    cache.store(KEY, 42, {1: row(1)})
+    blob = cache.export(KEY)
+    assert blob is not None
+    other = RowCache(10_000)
+    for damaged in (b"", b"nonsense", blob[:-1], blob[:30], b"XBR1" + blob[4:40]):
+        assert not other.load(KEY, damaged)
+    assert other.lookup(KEY, [1], [])[1] == [1]
+    assert RowCache(10).export(KEY) is None

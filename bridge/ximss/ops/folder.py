@@ -131,10 +131,15 @@ async def _stored_view(conv: Conversation, folder: Folder) -> Sequence[int] | No
     return moved.view
 
 
-async def save(conv: Conversation, folder: Folder) -> None:
-    """Keep the logical view (exact as of folder.modseq) for the next open, even after restart."""
+async def save(conv: Conversation, folder: Folder, rows: bool = False) -> None:
+    """Keep the logical view (exact as of folder.modseq) for the next open, even after restart;
+    with `rows`, the mailbox's cached rows as well (when the folder is done with)."""
     if folder.state_key is not None and folder.modseq:
         await conv.services.state.set(folder.state_key, persist.encode(folder.modseq, folder.view))
+    if rows and folder.cache_key is not None:
+        exported = conv.services.rows.export(folder.cache_key)
+        if exported is not None:
+            await conv.services.state.set(persist.rows_key(*folder.cache_key), exported)
 
 
 async def folder_open(conv: Conversation, request: Request) -> Outcome:
@@ -170,7 +175,7 @@ async def folder_close(conv: Conversation, request: Request) -> Outcome:
     conv.require_session().folders.pop(folder.name)
     folder.cancel_recheck()
     folder.mailbox.on_change(None)
-    await save(conv, folder)
+    await save(conv, folder, rows=True)
     await folder.mailbox.close()
     return Outcome.DONE
 
@@ -193,6 +198,10 @@ async def _rows(
     if key is None:
         return _rows_of(await folder.mailbox.summaries(uids, _headers(columns)), columns)
     cache = conv.services.rows
+    if cache.claim(key):
+        stored = await conv.services.state.get(persist.rows_key(*key))
+        if stored is not None:
+            cache.load(key, stored)
     refresh, since = cache.needs_refresh(key)
     if refresh:
         cache.apply(key, await folder.mailbox.changes_since(since, keep=True))
