@@ -9,7 +9,7 @@ mailboxes. Each adapter maps to its server's own naming. Every method raises onl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -27,6 +27,35 @@ class MailboxInfo:
     uidnext: int | None = None
     unseen: int | None = None
     size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MimePart:
+    """One node of a stored message's MIME structure, as the store describes it without sending
+    the bytes (IMAP BODYSTRUCTURE). Names and parameter values are decoded (RFC 2231 and 2047)
+    and lower-cased where MIME makes them case-insensitive (type, subtype, encoding, disposition,
+    parameter names).
+
+    `section` is the IMAP section number of the part ("1", "2.1"; "" for a message's top-level
+    multipart), so `fetch_section(uid, section)` gives its body and `section + ".MIME"` its
+    header (for a message/rfc822 part, `section + ".HEADER"` is the enclosed message's header).
+    A multipart's `children` are its parts; a message/rfc822 part has one child, the enclosed
+    message's top-level part (numbered as RFC 3501 section 6.4.5 says)."""
+
+    section: str
+    type: str
+    subtype: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    content_id: str | None = None
+    description: str | None = None
+    encoding: str = "7bit"
+    size: int = 0  # octets of the body as stored (still transfer-encoded)
+    lines: int | None = None
+    disposition: str | None = None
+    disposition_params: Mapping[str, str] = field(default_factory=dict)
+    language: tuple[str, ...] = ()
+    location: str | None = None
+    children: tuple[MimePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
