@@ -157,6 +157,10 @@ class OpenMailbox(Protocol):
         """Remove messages marked deleted: all of them, or only these UIDs."""
         ...
 
+    async def structure(self, uid: int) -> tuple[bytes, MimePart] | None:
+        """The message's header block and MIME structure (no body bytes); None when gone."""
+        ...
+
     async def fetch_section(
         self, uid: int, section: str, offset: int = 0, length: int | None = None
     ) -> bytes | None:
@@ -215,6 +219,14 @@ class MailStore(Protocol):
         """Add to or remove from the subscription set; idempotent."""
         ...
 
+    async def append(
+        self, name: str, message: bytes, flags: Sequence[str] = (),
+        internaldate: datetime | None = None,
+    ) -> int | None:  # fmt: skip
+        """Store a message (IMAP flag names); its UID when the server says (UIDPLUS).
+        NOT_FOUND when the mailbox does not exist."""
+        ...
+
     async def open_mailbox(self, name: str) -> OpenMailbox:
         """Open a mailbox for folders; several may be open at once. NOT_FOUND, PERMISSION."""
         ...
@@ -267,4 +279,15 @@ class MailAuthenticator(Protocol):
 
     async def begin_sasl(self, mechanism: str) -> SaslExchange:
         """Start a relayed challenge-response login. NOT_SUPPORTED, BACKEND_UNAVAILABLE."""
+        ...
+
+
+class MailSubmitter(Protocol):
+    """Hands composed messages to the domain's mail transfer agent for delivery."""
+
+    async def submit(
+        self, sender: str, recipients: Sequence[str], message: bytes, *, dsn: bool = False
+    ) -> None:
+        """Deliver to every recipient or to none: a refused recipient is an error naming it
+        (BACKEND_REFUSED) and nothing is sent. `dsn` asks for success and failure reports."""
         ...

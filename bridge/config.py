@@ -133,6 +133,10 @@ class LimitSettings:
     max_connections: int = 2000
     # Seconds for one backend operation before it is reported as timed out.
     backend_timeout: float = 60.0
+    # Largest message composed by messageAppend/messageSubmit (the IMAP server has no APPENDLIMIT).
+    max_message_bytes: int = 50 << 20
+    # Default totalSizeLimit of folderRead: text shown inline at most (binary parts are links).
+    read_text_bytes: int = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +152,19 @@ class ImapSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    # The submission server; empty host: this domain offers no messageSubmit.
+    host: str = ""
+    port: int = 587
+    # Use STARTTLS when the server offers it (refusing to send in clear text is its choice).
+    starttls: bool = True
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class DomainSettings:
     imap: ImapSettings = field(default_factory=ImapSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     # Account name -> real name, for the session's realName (IMAP has no directory of its own).
     real_names: Mapping[str, str] = field(default_factory=dict)
 

@@ -15,7 +15,8 @@ APT_PACKAGES=(
     dovecot-imapd   # IMAP (pulls dovecot-core)
     dovecot-lmtpd   # LMTP delivery, for Postfix
     chromium        # headless browser check of the HTTP binding (tests/e2e/test_browser.py)
-    # postfix
+    postfix         # SMTP submission; the dev stack runs its own instance (postfix -c DIR)
+    openssl         # the dev stack's self-signed certificate for Postfix's STARTTLS
     # kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3
     # redis-server
     # baresip-core
@@ -66,11 +67,29 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
+new_postfix=0
+if ! installed postfix && [[ " ${missing[*]} " == *" postfix "* ]]; then
+    new_postfix=1
+    # "No configuration": no /etc/postfix/main.cf, no questions, nothing for a system Postfix to
+    # run with. The dev stack's instance has its own main.cf/master.cf (deploy/devstack.py).
+    say "preseeding postfix: No configuration"
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+fi
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     apt_install "${missing[@]}"
 else
     say "apt packages present: ${APT_PACKAGES[*]}"
+fi
+if ((new_postfix)); then
+    # policy-rc.d kept the system service from starting; keep it from starting at boot too. A
+    # Postfix that was installed before this script is left as its owner set it up.
+    say "disabling the system postfix service (the dev stack runs its own)"
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --quiet postfix.service || true
+    elif command -v update-rc.d >/dev/null; then
+        update-rc.d postfix disable >/dev/null 2>&1 || true
+    fi
 fi
 
 # --- mail user (Dovecot refuses uid 0 for mail access) ----------------------------------------

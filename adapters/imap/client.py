@@ -73,6 +73,9 @@ class ImapClient:
         self._command_timeout = command_timeout
         self._in_flight: list[_InFlight] = []
         self._send_lock = asyncio.Lock()
+        # Untagged FETCH replies name no command, and Dovecot may interleave those of pipelined
+        # FETCHes: commands that want them run one at a time on a connection.
+        self._fetch_lock = asyncio.Lock()
         self._continuation: asyncio.Future[Continuation] | None = None
         self._counter = 0
         self._read_task: asyncio.Task[None] | None = None
@@ -260,9 +263,19 @@ class ImapClient:
         """Send one command and wait for its tagged reply; NO/BAD raise unless check=False."""
         if self.closed:
             raise errors.unavailable()
+        wanted = frozenset(w.upper() for w in wants)
+        if "FETCH" in wanted:
+            async with self._fetch_lock:
+                return await self._execute(name, args, wanted, check, timeout)
+        return await self._execute(name, args, wanted, check, timeout)
+
+    async def _execute(
+        self, name: str, args: Sequence[Arg], wanted: frozenset[str], check: bool,
+        timeout: float | None,
+    ) -> Result:  # fmt: skip
         tag = self._next_tag()
         loop = asyncio.get_running_loop()
-        item = _InFlight(tag, frozenset(w.upper() for w in wants), loop.create_future())
+        item = _InFlight(tag, wanted, loop.create_future())
         segments = encode_command(tag, name, list(args), literal_plus=self.has("LITERAL+"))
         started = time.perf_counter()
         try:

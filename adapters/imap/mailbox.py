@@ -17,10 +17,11 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 
+from adapters.imap.bodystructure import parse_bodystructure
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.journal import ChangeJournal
 from adapters.imap.wire import Arg, Atom, Raw, Value, parse_sequence_set, sequence_set
-from adapters.protocols import FlagChanges, MailboxStatus, MessageSummary, ViewQuery
+from adapters.protocols import FlagChanges, MailboxStatus, MessageSummary, MimePart, ViewQuery
 from bridge.errors import BridgeError, ErrorKind
 
 log = logging.getLogger("adapters.imap")
@@ -336,6 +337,23 @@ class ImapOpenMailbox:
         journal.base = highest
         return FlagChanges(flags, vanished, highest, complete=True)
 
+    async def structure(self, uid: int) -> tuple[bytes, MimePart] | None:
+        client = await self._ready()
+        result = await client.execute("UID FETCH", Raw(str(uid)),
+                                      Raw("(UID BODYSTRUCTURE BODY.PEEK[HEADER])"),
+                                      wants=("FETCH",))  # fmt: skip
+        for item in result.of("FETCH"):
+            pairs = item.values[0] if item.values else None
+            if not isinstance(pairs, list):
+                continue
+            found: dict[str, Value] = {}
+            for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+                found[str(key).upper()] = value
+            header, shape = found.get("BODY[HEADER]"), found.get("BODYSTRUCTURE")
+            if str(found.get("UID")) == str(uid) and shape is not None:
+                return (header if isinstance(header, bytes) else b""), parse_bodystructure(shape)
+        return None
+
     async def fetch_section(
         self, uid: int, section: str, offset: int = 0, length: int | None = None
     ) -> bytes | None:
@@ -361,7 +379,9 @@ class ImapOpenMailbox:
     async def mark(self, uids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:
         if not uids:
             return
-        client = await self._ready()
+        # Caught up first: a message appended by another connection moments ago (a draft saved
+        # again with replacesUID) is unknown here until then, and STORE would skip it silently.
+        client = await self._current()
         target = Raw(sequence_set(uids))
         if add:
             await client.execute("UID STORE", target, Raw("+FLAGS.SILENT"), [Atom(f) for f in add])

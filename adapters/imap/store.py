@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.errors import ImapCommandFailed
 from adapters.imap.mailbox import ImapOpenMailbox
 from adapters.imap.namespaces import Namespaces
 from adapters.imap.watch import WatcherRegistry
-from adapters.imap.wire import Raw, Untagged, Value
+from adapters.imap.wire import Arg, Atom, Literal, Raw, Untagged, Value
 from adapters.protocols import MailboxInfo
 from bridge.config import ImapSettings
 from bridge.errors import BridgeError, ErrorKind
@@ -226,6 +227,24 @@ class ImapMailStore:
                     await client.execute("DELETE", server)
                 raise
 
+    async def append(
+        self, name: str, message: bytes, flags: Sequence[str] = (),
+        internaldate: dt.datetime | None = None,
+    ) -> int | None:  # fmt: skip
+        client = await self.client()
+        args: list[Arg] = [self.server_name(name)]
+        if flags:
+            args.append([Atom(flag) for flag in flags])
+        if internaldate is not None:
+            args.append(Raw(imap_date_time(internaldate)))
+        args.append(Literal(message))
+        result = await client.execute("APPEND", *args)
+        code = result.tagged.code
+        if code is not None and code.name == "APPENDUID" and len(code.args) >= 2:
+            with contextlib.suppress(ValueError):
+                return int(str(code.args[1]))
+        return None
+
     async def _children(self, client: ImapClient, server: str) -> list[str]:
         separator = self._ns.separator
         result = await client.execute("LIST", "", server + separator + "*", wants=("LIST",))
@@ -329,3 +348,14 @@ def _status_dict(values: Value) -> dict[str, int]:
             with contextlib.suppress(ValueError, TypeError):
                 found[str(key).upper()] = int(text(value))
     return found
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imap_date_time(moment: dt.datetime) -> str:
+    """RFC 3501 date-time ("dd-Mon-yyyy hh:mm:ss +zzzz", quoted), whatever the locale."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    month = _MONTHS[moment.month - 1]
+    return f'"{moment.day:2d}-{month}-{moment.year:04d} {moment:%H:%M:%S} {moment:%z}"'

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from adapters.protocols import MailStore
+from adapters.protocols import MailStore, MailSubmitter
 from bridge.session.folders import Folders
 from bridge.session.uploads import UploadSet
 
@@ -30,6 +30,9 @@ class Session:
     real_name: str | None
     mail: MailStore
     uploads: UploadSet
+    # messageSubmit and friends; None when the domain has no SMTP server or the login gave the
+    # bridge no password to authenticate with (SASL relayed to IMAP).
+    submitter: MailSubmitter | None = None
     transport: str = "tcp"
     url_id: str = field(default_factory=new_url_id)
     created: float = field(default_factory=time.time)

@@ -5,7 +5,7 @@ An element not listed here is answered with errorNum 500 ("unknown command"), as
 
 from __future__ import annotations
 
-from bridge.ximss.ops import folder, login, mailbox, message, service
+from bridge.ximss.ops import folder, login, mailbox, message, reading, sending, service
 from bridge.ximss.ops.base import Operation, Phase
 
 OPERATIONS: dict[str, Operation] = {
@@ -41,4 +41,14 @@ OPERATIONS: dict[str, Operation] = {
     "messageCopy": Operation(message.message_copy, Phase.SESSION),
     "messageMove": Operation(message.message_move, Phase.SESSION),
     "messageRemove": Operation(message.message_remove, Phase.SESSION),
+    "folderRead": Operation(reading.folder_read, Phase.SESSION),
+    "messageAppend": Operation(sending.message_append, Phase.SESSION),
+    "messageSubmit": Operation(sending.message_submit, Phase.SESSION),
+    "messageRedirect": Operation(sending.message_redirect, Phase.SESSION),
+    "messageForward": Operation(sending.message_forward, Phase.SESSION),
+    "messageConfirm": Operation(sending.message_confirm, Phase.SESSION),
+    "contactAppend": Operation(sending.contact_append, Phase.SESSION),
+    "SMIMEUnlock": Operation(sending.smime_unsupported, Phase.SESSION),
+    "SMIMELock": Operation(sending.smime_unsupported, Phase.SESSION),
+    "SMIMEModifyPassword": Operation(sending.smime_unsupported, Phase.SESSION),
 }

@@ -324,9 +324,10 @@ def test_cli_config() -> None:
 
 def test_cli_start_runs_until_sigterm() -> None:
     root = devstack.make_temp_root()
-    imap_port, lmtp_port, auth_port = devstack.free_ports(3)
+    imap_port, lmtp_port, auth_port, smtp_port, submission_port = devstack.free_ports(5)
     args = ["--root", str(root), "--imap-port", str(imap_port)]
     args += ["--lmtp-port", str(lmtp_port), "--auth-port", str(auth_port)]
+    args += ["--smtp-port", str(smtp_port), "--submission-port", str(submission_port)]
     proc = subprocess.Popen(
         [sys.executable, str(DEVSTACK_PY), "start", *args], stdout=subprocess.PIPE, text=True
     )

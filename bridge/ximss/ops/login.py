@@ -7,7 +7,8 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from adapters.protocols import MailStore
+from adapters.protocols import MailStore, MailSubmitter
+from adapters.smtp.submit import SmtpSubmitter
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
@@ -200,11 +201,19 @@ async def _password_login(
         authz_name, authz_domain = split_account(authzid, backend.name)
         authz = f"{authz_name}@{authz_domain}"
     store = await backend.mail.login(account, password, authz)
-    await open_session(conv, request, store, authz or account, backend.name)
+    smtp = backend.settings.smtp
+    # Submission authenticates as the user; an operator acting for someone else has no way to.
+    submitter = SmtpSubmitter(smtp, account, password) if smtp.host and not authz else None
+    await open_session(conv, request, store, authz or account, backend.name, submitter)
 
 
 async def open_session(
-    conv: Conversation, request: Request, store: MailStore, user: str, domain: str
+    conv: Conversation,
+    request: Request,
+    store: MailStore,
+    user: str,
+    domain: str,
+    submitter: MailSubmitter | None = None,
 ) -> None:
     """Register the session the backend just authenticated and send the `session` message."""
     name, user_domain = split_account(user, domain)
@@ -223,6 +232,7 @@ async def open_session(
         mail=store,
         uploads=UploadSet(http.max_upload_bytes, http.max_uploads_total_bytes),
         transport=conv.transport,
+        submitter=submitter,
     )
     conv.session = session
     conv.services.sessions.add(session)

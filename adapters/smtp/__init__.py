@@ -1,0 +1,1 @@
+"""Message submission over SMTP (RFC 6409): the user's credentials, one transaction a message."""

@@ -1,0 +1,1 @@
+"""MIME: presenting stored messages as XIMSS XML and composing messages from it."""
