@@ -31,7 +31,8 @@ What Dovecot 2.3 sends, and how it is read here:
   winning over a plain one of the same name;
 * RFC 2047 words in values ("=?UTF-8?B?...?=") and 8-bit header bytes as they were: decoded
   here in every parameter value but ``boundary`` (whose alphabet includes "=?") and in the
-  description; bytes in no charset are read as UTF-8, else Latin-1;
+  description (words found and joined by `bridge.mime.decode.join_words`); bytes in no
+  charset are read as UTF-8, else Latin-1;
 * a multipart without a boundary, or without any part, as a multipart holding one empty
   text/plain part ("1", size 0): its text is only in BODY[TEXT];
 * message/global as a basic leaf (no envelope, no enclosed structure). A message part is read
@@ -49,6 +50,7 @@ from urllib.parse import unquote_to_bytes
 
 from adapters.imap.wire_types import Value
 from adapters.protocols import MimePart
+from bridge.mime.decode import join_words
 
 # Nesting (multiparts and enclosed messages) followed before a part's children are dropped;
 # Dovecot's own parser stops at 100. Also keeps the recursion far from Python's limit.
@@ -75,7 +77,6 @@ _REFUSED_CODECS = frozenset(
 _CHARSET_NAME = re.compile(r"[A-Za-z0-9._:+-]{1,40}")
 # An RFC 2231 parameter name: name*, name*N or name*N*. More than 4 digits is no continuation.
 _EXTENDED_NAME = re.compile(r"(?P<name>[^*]+)\*(?:(?P<index>[0-9]{1,4})(?P<encoded>\*)?)?")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _MAX_NUMBER_DIGITS = 20
 
@@ -308,41 +309,19 @@ def _words(text: str) -> str:
     """RFC 2047 encoded words decoded; adjacent words in one charset are decoded together (a
     character may be split between them), whitespace between words dropped, malformed words
     kept as they are."""
-    if "=?" not in text:
-        return text
-    pieces: list[str] = []
-    run = bytearray()
-    run_charset: str | None = None  # None: the last thing seen was no encoded word
-    pos = 0
-    for match in _ENCODED_WORD.finditer(text):
-        data = _word_bytes(match[2], match[3])
-        if data is None:
-            continue  # stays in the text before the next word
-        charset = match[1].partition("*")[0]  # RFC 2231 section 5: charset*language
-        gap = text[pos : match.start()]
-        joins = run_charset is not None and not gap.strip()  # only space since the last word
-        if run_charset is not None and not (joins and run_charset.lower() == charset.lower()):
-            pieces.append(_decode(bytes(run), run_charset))
-            run.clear()
-        if not joins:
-            pieces.append(gap)
-        run += data
-        run_charset = charset
-        pos = match.end()
-    if run_charset is not None:
-        pieces.append(_decode(bytes(run), run_charset))
-    pieces.append(text[pos:])
-    return "".join(pieces)
+    return join_words(text, _word_bytes, _decode)
 
 
-def _word_bytes(kind: str, payload: str) -> bytes | None:
+def _word_bytes(charset: str, kind: str, payload: str) -> tuple[str, bytes] | None:
     if kind in "bB":
         try:
-            return base64.b64decode(payload + "=" * (-len(payload) % 4))
+            data = base64.b64decode(payload + "=" * (-len(payload) % 4))
         except ValueError:  # binascii.Error, or characters outside ASCII
             return None
-    raw = payload.replace("_", " ").encode("utf-8", "replace")
-    return _Q_ESCAPE.sub(lambda escape: bytes.fromhex(escape[1].decode("ascii")), raw)
+    else:
+        raw = payload.replace("_", " ").encode("utf-8", "replace")
+        data = _Q_ESCAPE.sub(lambda escape: bytes.fromhex(escape[1].decode("ascii")), raw)
+    return charset.partition("*")[0], data  # RFC 2231 section 5: charset*language
 
 
 def _decode(data: bytes, charset: str | None) -> str:

@@ -25,7 +25,8 @@ MIME attributes, in this order, each only when known: type, subtype, partID, siz
 stored, still transfer-encoded), charset, format, disposition, disposition-filename (from the
 disposition's filename, else the type's name), Content-ID, Content-Description, truncated="yes".
 Text is transfer-decoded, turned to Unicode (a missing or lying charset best-effort), its line
-ends made LF, and format=flowed text unwrapped into its logical lines. A vCard or iCalendar part
+ends made LF, and format=flowed text unwrapped into its logical lines (the decoding helpers, and
+those of header fields and RFC 2047 words, are in decode.py). A vCard or iCalendar part
 whose converter gives an element holds that element instead of its text.
 
 Header fields not shown (the MIME element describes them, or they would pose as its elements):
@@ -43,8 +44,6 @@ budget is decoded.
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import email.utils
 import importlib
 import logging
@@ -57,6 +56,14 @@ from enum import Enum
 from lxml import etree
 
 from adapters.protocols import MimePart
+from bridge.mime.decode import (
+    decode_words,
+    header_fields,
+    to_str,
+    transfer_decode,
+    unflow,
+    xml_safe,
+)
 from bridge.views.rows import NO_DATE
 from bridge.ximss.fields import ADDRESS_FIELDS, DATE_FIELDS, date_cell
 from bridge.ximss.reports import gmt_and_local
@@ -70,13 +77,9 @@ MAX_FETCHES = 128  # sections fetched per message
 MAX_HEADER_BYTES = 64 * 1024  # of each enclosed message's header
 MAX_FIELDS = 1000  # header field elements per header
 
-# What XML 1.0 cannot carry (C0 controls other than tab, CR, LF; surrogates; U+FFFE/U+FFFF).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SECTION = re.compile(r"^[1-9][0-9]{0,8}(\.[1-9][0-9]{0,8}){0,63}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,99}$")
 _SKIPPED_FIELDS = frozenset({"mime-version", "mime", "email", "copymime"})
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
 class Kind(Enum):
@@ -99,14 +102,6 @@ _CONVERTERS = {
     ("text", "directory"): ("bridge.mime.vcard", "vcard_to_xml"),
     ("text", "calendar"): ("bridge.mime.xcal", "ical_to_xcal"),
 }
-# Charsets read as the superset that mislabelled mail really uses (as browsers do); "" means
-# none worth trusting: UTF-8 when the bytes are valid UTF-8, else windows-1252.
-_CHARSET_READ_AS = {
-    "ascii": "", "iso8859-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030",
-    "euc_kr": "cp949", "tis-620": "cp874",
-    # Python codecs that are not mail charsets.
-    "unicode-escape": "", "raw-unicode-escape": "", "undefined": "", "idna": "", "punycode": "",
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +239,11 @@ def _attributes(part: MimePart, kind: Kind) -> dict[str, str]:
         "charset": part.params.get("charset"),
         "format": part.params.get("format"),
         "disposition": part.disposition,
-        "disposition-filename": _decode_words(filename) if filename else None,
+        "disposition-filename": decode_words(filename) if filename else None,
         "Content-ID": part.content_id,
-        "Content-Description": _decode_words(part.description) if part.description else None,
+        "Content-Description": decode_words(part.description) if part.description else None,
     }
-    return {name: _xml(value) for name, value in values.items() if value}
+    return {name: xml_safe(value) for name, value in values.items() if value}
 
 
 def _text(element: etree._Element, part: MimePart, render: _Render) -> None:
@@ -259,9 +254,9 @@ def _text(element: etree._Element, part: MimePart, render: _Render) -> None:
         element.set("truncated", "yes")
         return
     cut = len(raw) < part.size
-    text = _to_str(_transfer_decode(raw, part.encoding, cut), part.params.get("charset"), cut)
+    text = to_str(transfer_decode(raw, part.encoding, cut), part.params.get("charset"), cut)
     text = text.removesuffix("\r") if cut else text  # a CR cut from its LF
-    text = _xml(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
     if cut:
         element.set("truncated", "yes")
     if part.subtype == "plain" and part.params.get("format", "").lower() == "flowed":
@@ -298,74 +293,6 @@ def _convert(part: MimePart, text: str, render: _Render) -> etree._Element | Non
     return result if isinstance(result, etree._Element) else None
 
 
-def _transfer_decode(raw: bytes, encoding: str, cut: bool) -> bytes:
-    encoding = encoding.lower()
-    if encoding == "base64":
-        data = _NOT_BASE64.sub(b"", raw)
-        data = data[: len(data) - 1] if len(data) % 4 == 1 else data
-        try:
-            return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
-        except binascii.Error:
-            return b""
-    if encoding == "quoted-printable":
-        if cut:  # an escape split by the cut would come out as text
-            tail = raw.rfind(b"=", max(len(raw) - 2, 0))
-            raw = raw[:tail] if tail >= 0 else raw
-        return binascii.a2b_qp(raw)
-    return raw
-
-
-def _to_str(data: bytes, charset: str | None, cut: bool = False) -> str:
-    """Bytes in a declared charset as text, best-effort; a character split by a cut is dropped."""
-    name = ""
-    if charset:
-        try:
-            info = codecs.lookup(charset.strip().split("*", 1)[0])
-            if getattr(info, "_is_text_encoding", True):
-                name = _CHARSET_READ_AS.get(info.name, info.name)
-        except (LookupError, ValueError):
-            name = ""
-    if name:
-        try:
-            return codecs.getincrementaldecoder(name)(errors="replace").decode(data, not cut)
-        except (LookupError, ValueError):
-            pass
-    try:
-        return codecs.getincrementaldecoder("utf-8")().decode(data, not cut)
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def unflow(text: str, *, delsp: bool = False) -> str:
-    """format=flowed text (RFC 3676) as its logical lines: soft breaks joined, stuffing removed.
-    Quoted lines keep their depth as `>` marks followed by a space."""
-    out: list[str] = []
-    depth = 0
-    pending: list[str] = []  # a paragraph's lines not yet ended by a hard break
-    for line in text.split("\n"):
-        quotes = len(line) - len(line.lstrip(">"))
-        body = line[quotes:]
-        body = body[1:] if body.startswith(" ") else body
-        soft = body.endswith(" ") and body != "-- "
-        if soft and delsp:
-            body = body[:-1]
-        if pending and quotes != depth:  # a paragraph never spans quote depths
-            out.append(_quoted(depth, "".join(pending)))
-            pending = []
-        depth = quotes
-        pending.append(body)
-        if not soft:
-            out.append(_quoted(depth, "".join(pending)))
-            pending = []
-    if pending:
-        out.append(_quoted(depth, "".join(pending)))
-    return "\n".join(out)
-
-
-def _quoted(depth: int, text: str) -> str:
-    return f"{'>' * depth} {text}" if depth else text
-
-
 # Header fields.
 
 
@@ -375,35 +302,6 @@ def _cut_header(raw: bytes) -> bytes:
         return raw
     raw = raw[:MAX_HEADER_BYTES]
     return raw[: raw.rfind(b"\n") + 1]
-
-
-def header_fields(raw: bytes) -> Iterator[tuple[str, str]]:
-    """(name, value) of each field of a raw header block, in order, unfolded; 8-bit values read
-    as UTF-8 when valid, else windows-1252, else Latin-1. Lines that are no field are skipped."""
-    name: bytes | None = None
-    value: list[bytes] = []
-    for crlf_line in raw.split(b"\n"):
-        line = crlf_line.removesuffix(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            value.append(line)
-            continue
-        if name is not None:
-            yield _header_text(name), _header_text(b"".join(value)).strip()
-        if not line:
-            return
-        head, colon, rest = line.partition(b":")
-        name, value = (head.rstrip(b" \t"), [rest]) if colon else (None, [])
-    if name is not None:
-        yield _header_text(name), _header_text(b"".join(value)).strip()
-
-
-def _header_text(raw: bytes) -> str:
-    for charset in ("utf-8", "cp1252"):
-        try:
-            return raw.decode(charset)
-        except UnicodeDecodeError:
-            pass
-    return raw.decode("latin-1")
 
 
 def _header_fields(parent: etree._Element, raw: bytes, zone: tzinfo) -> None:
@@ -419,13 +317,13 @@ def _header_fields(parent: etree._Element, raw: bytes, zone: tzinfo) -> None:
         elif lower in DATE_FIELDS:
             shown = [(name, *_date(value, zone))]
         else:
-            shown = [(name, _decode_words(value), {})]
+            shown = [(name, decode_words(value), {})]
         for tag, text, attributes in shown:
             if count >= MAX_FIELDS:
                 return
             count += 1
-            element = etree.SubElement(parent, tag, {k: _xml(v) for k, v in attributes.items()})
-            element.text = _xml(text)
+            element = etree.SubElement(parent, tag, {k: xml_safe(v) for k, v in attributes.items()})
+            element.text = xml_safe(text)
 
 
 def _date(value: str, zone: tzinfo) -> tuple[str, dict[str, str]]:
@@ -445,43 +343,9 @@ def addresses(value: str) -> list[tuple[str, str]]:
         pairs = []
     shown = []
     for raw_name, raw_address in pairs:
-        real, address = _decode_words(raw_name).strip(), raw_address.strip()
+        real, address = decode_words(raw_name).strip(), raw_address.strip()
         if address or real:
             shown.append((real, address) if address else ("", real))
     if not shown and value.strip():
-        shown.append(("", _decode_words(value).strip()))
+        shown.append(("", decode_words(value).strip()))
     return shown
-
-
-def _decode_words(text: str) -> str:
-    """RFC 2047 encoded words decoded; space between adjacent words dropped, and adjacent
-    words in one charset decoded together (mailers split characters across them)."""
-    if "=?" not in text:
-        return text
-    out: list[str] = []
-    run: tuple[str, bytearray] | None = None  # adjacent words' charset and bytes
-    position = 0
-    for match in _ENCODED_WORD.finditer(text):
-        gap = text[position : match.start()]
-        charset, method, payload = match.groups()
-        adjacent = run is not None and not gap.strip()
-        if run is not None and (not adjacent or charset.lower() != run[0]):
-            out.append(_to_str(bytes(run[1]), run[0]))
-            run = None
-        if not adjacent:
-            out.append(gap)
-        if run is None:
-            run = (charset.lower(), bytearray())
-        if method in "Bb":
-            run[1].extend(_transfer_decode(payload.encode("ascii", "ignore"), "base64", False))
-        else:
-            run[1].extend(binascii.a2b_qp(payload.encode("ascii", "ignore"), header=True))
-        position = match.end()
-    if run is not None:
-        out.append(_to_str(bytes(run[1]), run[0]))
-    out.append(text[position:])
-    return "".join(out)
-
-
-def _xml(text: str) -> str:
-    return _NOT_XML.sub("", text)

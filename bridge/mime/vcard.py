@@ -1,4 +1,4 @@
-"""vCard text <-> the XIMSS <vCard> XML presentation, and the content-line reader xcal.py shares.
+"""vCard text <-> the XIMSS <vCard> XML presentation (content lines: contentline.py).
 
 The shape is the one the spec's contactAppend example shows, CommuniGate's reading of the vCard-XML
 draft that XEP-0054 ("vcard-temp") also descends from:
@@ -49,127 +49,25 @@ import enum
 import quopri
 import re
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from lxml import etree
 
 from bridge import xml
 from bridge.errors import BridgeError, ErrorKind
-
-# --- Content lines (RFC 6350 section 3.3, RFC 5545 section 3.1), shared with xcal.py ----------
-
-_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
-_HEAD = re.compile(r"(?:([A-Za-z0-9-]+)\.)?([A-Za-z0-9-]+)")
-_PARAM_NAME = re.compile(r"[A-Za-z0-9-]+")
-_PARAM_VALUE = re.compile(r'"([^"]*)"|([^";:,]*)')
-_CARET = re.compile(r"\^([n^'])")
-_CARET_MEANS = {"n": "\n", "^": "^", "'": '"'}
-# Names that can be XML element and attribute names as they are.
-XML_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*\Z")
-
-
-def xml_safe(text: str) -> str:
-    """Drop the characters XML 1.0 cannot carry (controls, lone surrogates, U+FFFE/U+FFFF)."""
-    return _XML_UNSAFE.sub("", text)
-
-
-@dataclass(frozen=True, slots=True)
-class ContentLine:
-    group: str
-    name: str  # upper case
-    # (upper-case name, values); the name is "" for vCard 2.1's bare values (TEL;WORK;VOICE)
-    params: tuple[tuple[str, tuple[str, ...]], ...]
-    value: str  # as written, escapes intact
-
-
-def parse_content_lines(text: str) -> Iterator[ContentLine]:
-    """The content lines of `text`, unfolded; lines that are not content lines are skipped."""
-    for line in _logical_lines(text):
-        parsed = _parse_line(line)
-        if parsed is not None:
-            yield parsed
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    # Beside RFC folding (a break followed by one space or tab), vCard 2.1 writers continue a
-    # quoted-printable value after a trailing "=" and a base64 value on lines of their own.
-    current: list[str] = []
-    qp = b64 = False
-    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if current and qp and current[-1].endswith("="):  # a soft line break
-            current[-1] = current[-1][:-1]
-            current.append(raw)
-        elif current and raw[:1] in (" ", "\t"):
-            current.append(raw[1:])
-        elif current and b64 and raw.strip() and ":" not in raw:
-            current.append(raw.strip())
-        elif raw.strip():
-            if current:
-                yield "".join(current)
-            head = raw.split(":", 1)[0].upper()
-            qp, b64 = "QUOTED-PRINTABLE" in head, "BASE64" in head
-            current = [raw]
-    if current:
-        yield "".join(current)
-
-
-def _parse_line(line: str) -> ContentLine | None:
-    head = _HEAD.match(line)
-    if head is None:
-        return None
-    pos, end = head.end(), len(line)
-    params: list[tuple[str, tuple[str, ...]]] = []
-    while pos < end and line[pos] == ";":
-        name = _PARAM_NAME.match(line, pos + 1)
-        if name is None:
-            return None
-        pos = name.end()
-        if pos >= end or line[pos] != "=":
-            params.append(("", (name.group(),)))
-            continue
-        values: list[str] = []
-        while True:
-            found = _PARAM_VALUE.match(line, pos + 1)
-            assert found is not None  # both alternatives accept the empty string
-            quoted, plain = found.groups()
-            values.append(_CARET.sub(lambda m: _CARET_MEANS[m.group(1)], quoted or plain or ""))
-            pos = found.end()
-            if pos >= end or line[pos] != ",":
-                break
-        params.append((name.group().upper(), tuple(values)))
-    if pos >= end or line[pos] != ":":
-        return None
-    return ContentLine(head.group(1) or "", head.group(2).upper(), tuple(params), line[pos + 1 :])
-
-
-def _unescaper(table: dict[str, str]) -> Callable[[str], str]:
-    # One left-to-right pass over backslash pairs, so "\\n" is a backslash and an n.
-    pairs = re.compile(r"\\(.)", re.DOTALL)
-    return lambda value: pairs.sub(lambda m: table.get(m.group(1), m.group(0)), value)
-
-
-unescape_text = _unescaper({"\\": "\\", "n": "\n", "N": "\n", ",": ",", ";": ";", ":": ":"})
-_unescape_uri = _unescaper({",": ",", ";": ";", ":": ":"})
-_unescape_raw = _unescaper({"n": "\n", "N": "\n"})
-
-
-def _split(value: str, sep: str) -> list[str]:
-    """Split at `sep` where it is not escaped; the pieces keep their escapes."""
-    pieces: list[str] = []
-    start = index = 0
-    while index < len(value):
-        if value[index] == "\\":
-            index += 2
-            continue
-        if value[index] == sep:
-            pieces.append(value[start:index])
-            start = index + 1
-        index += 1
-    pieces.append(value[start:])
-    return pieces
-
+from bridge.mime.contentline import (
+    XML_NAME,
+    ContentLine,
+    escape_value,
+    fold_line,
+    param_value,
+    parse_content_lines,
+    split_value,
+    unescape_raw,
+    unescape_text,
+    unescape_uri,
+)
+from bridge.mime.decode import xml_safe
 
 # --- The presentation table --------------------------------------------------------------------
 
@@ -225,7 +123,7 @@ _SHAPES: dict[str, _Shape] = {
     ),
     **dict.fromkeys(("BDAY", "ANNIVERSARY", "REV", "TZ"), _URI),
 }
-_UNESCAPE = {_Kind.TEXT: unescape_text, _Kind.URI: _unescape_uri, _Kind.RAW: _unescape_raw}
+_UNESCAPE = {_Kind.TEXT: unescape_text, _Kind.URI: unescape_uri, _Kind.RAW: unescape_raw}
 # TYPE values of RFC 2426 and RFC 6350, shown in upper case whatever case the text used.
 _KNOWN_TYPES = frozenset(
     {
@@ -322,7 +220,7 @@ def _decode_qp(value: str, charset: str) -> str:
 
 def _fill(elem: etree._Element, shape: _Shape, value: str) -> None:
     if shape.parts and not (shape.uri_alt and _URI_SCHEME.match(value)):
-        components = [unescape_text(piece) for piece in _split(value, ";")]
+        components = [unescape_text(piece) for piece in split_value(value, ";")]
         named = len(shape.parts)
         if shape.more is None and len(components) > named:  # a surplus stays in the last part
             components[named - 1 :] = [";".join(components[named - 1 :])]
@@ -334,9 +232,9 @@ def _fill(elem: etree._Element, shape: _Shape, value: str) -> None:
         for component in extra:
             _sub_text(elem, shape.more or "", component)
     elif shape.parts:
-        _set_value(elem, _unescape_raw(value))
+        _set_value(elem, unescape_raw(value))
     elif shape.items:
-        for item in _split(value, ","):
+        for item in split_value(value, ","):
             _sub_text(elem, shape.items, unescape_text(item), skip_empty=True)
     elif shape.lines:
         for text_line in unescape_text(value).split("\n"):
@@ -386,7 +284,7 @@ def xml_to_vcard(element: etree._Element) -> str:
     if "UID" not in names:
         lines.append(f"UID:{uuid.uuid4()}")
     lines.append("END:VCARD")
-    return "".join(_fold(line) + "\r\n" for line in lines)
+    return "".join(fold_line(line) + "\r\n" for line in lines)
 
 
 def _property_line(elem: etree._Element, name: str) -> str:
@@ -435,8 +333,8 @@ def _property_line(elem: etree._Element, name: str) -> str:
         value = _value_text(shape, values, _direct_text(elem))
     head = f"{group}.{name}" if group else name
     if types:
-        head += ";TYPE=" + ",".join(_param_value(t) for t in dict.fromkeys(types) if t)
-    head += "".join(f";{key}={_param_value(text)}" for key, text in params)
+        head += ";TYPE=" + ",".join(param_value(t) for t in dict.fromkeys(types) if t)
+    head += "".join(f";{key}={param_value(text)}" for key, text in params)
     return f"{head}:{value}"
 
 
@@ -480,19 +378,7 @@ def _value_text(shape: _Shape, values: dict[str, list[str]], direct: str) -> str
 
 
 def _escape(value: str, kind: _Kind, commas: bool = False) -> str:
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    if kind is _Kind.TEXT:
-        value = value.replace("\\", "\\\\").replace(";", "\\;")
-        if not commas:
-            value = value.replace(",", "\\,")
-    return _CONTROL.sub("", value).replace("\n", "\\n")
-
-
-def _param_value(value: str) -> str:
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    value = value.replace("^", "^^").replace("\n", "^n").replace('"', "^'")
-    value = _CONTROL.sub("", value)
-    return f'"{value}"' if re.search("[;:,]", value) else value
+    return escape_value(value, kind is _Kind.TEXT, commas)
 
 
 def _formatted_name(card: etree._Element) -> str:
@@ -514,21 +400,3 @@ def _formatted_name(card: etree._Element) -> str:
                 if text or _direct_text(prop):
                     return text or _direct_text(prop)
     return ""
-
-
-def _fold(line: str) -> str:
-    """Fold at 75 octets (RFC 6350 section 3.2) without splitting a UTF-8 sequence."""
-    if len(line.encode("utf-8")) <= 75:
-        return line
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
-    for char in line:
-        width = len(char.encode("utf-8"))
-        if size + width > 75:
-            pieces.append("".join(current))
-            current, size = [" "], 1
-        current.append(char)
-        size += width
-    pieces.append("".join(current))
-    return "\r\n".join(pieces)

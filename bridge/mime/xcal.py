@@ -34,7 +34,8 @@ from __future__ import annotations
 from lxml import etree
 
 from bridge import xml
-from bridge.mime.vcard import XML_NAME, ContentLine, parse_content_lines, unescape_text, xml_safe
+from bridge.mime.contentline import XML_NAME, ContentLine, parse_content_lines, unescape_text
+from bridge.mime.decode import xml_safe
 
 XCAL_NS = "urn:ietf:params:xml:ns:xcal"
 # VCALENDAR > VTIMEZONE > STANDARD and VCALENDAR > VEVENT > VALARM are the deepest RFC 5545 goes;

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from adapters.protocols import MessageSummary
 from bridge.errors import BridgeError, ErrorKind
+from bridge.mime.decode import xml_safe
 from bridge.views.rows import NO_DATE, Row
 
 ADDRESS_FIELDS = frozenset(
@@ -35,8 +36,6 @@ PRIORITY = {"1": "High", "2": "High", "4": "Low", "5": "Low"}
 # An XML element name made of a header field name: letters, digits, dash, underscore.
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 MAX_FIELDS = 64
-# What XML 1.0 cannot carry (C0 controls other than tab, CR, LF; surrogates; U+FFFE/U+FFFF).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # The dates shown: 1900 to 9999 (outside that, a date header is taken as unreadable).
 _FIRST_EPOCH = -2208988800
 _LAST_EPOCH = 253402300799
@@ -70,7 +69,7 @@ def header_of(column: str) -> str:
 
 def escape_text(text: str) -> str:
     """Element text as XML carries it; characters XML cannot carry are dropped."""
-    text = _NOT_XML.sub("", text)
+    text = xml_safe(text)
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from adapters.protocols import ViewQuery
 from bridge import config
 from bridge.app import Bridge
 from bridge.client import XimssClient
+from bridge.session.folders import Folder
 from tests.conftest import devstack
 from tests.e2e.folderkit import (
     BehindTheBack,
@@ -423,8 +425,7 @@ async def test_syncs_after_the_first_use_what_the_connection_was_told(
     view = ClientView(client, "INBOX")
     await view.open("INBOX", *fields("FLAGS", "Subject"), sortField="Date")
     await view.browse_all()
-    session = next(s for s in bridge.services.sessions.all() if s.account == account.address)
-    (folder,) = session.folders.all()
+    folder = only_folder(bridge, account)
     journal = folder.mailbox._journal  # type: ignore[attr-defined]
     assert journal.serves(folder.modseq)
     await other.run("INBOX", "store", "3", "+FLAGS", "(\\Flagged)")
@@ -440,16 +441,32 @@ async def test_syncs_after_the_first_use_what_the_connection_was_told(
     assert await view.browse_all() == truth
 
 
-async def test_a_text_filtered_view_follows_changes(filled: Filled) -> None:
+def only_folder(bridge: Bridge, account: devstack.Account) -> Folder:
+    """The one open folder of the account's one session, as the bridge holds it."""
+    session = next(s for s in bridge.services.sessions.all() if s.account == account.address)
+    (folder,) = session.folders.all()
+    return folder
+
+
+async def test_a_text_filtered_view_follows_changes(filled: Filled, bridge: Bridge) -> None:
     """filter="Message 1" on Subject (Dovecot's substring SEARCH): new messages are judged by
     a SEARCH of just them, flag changes never move a message across a text filter."""
-    client, _, other = filled
+    client, account, other = filled
     view = ClientView(client, "text")
     await view.open(
         "INBOX", *fields("FLAGS", "Subject"), sortField="Date", filter="Message 1",
         filterField="Subject",
     )  # fmt: skip
     await view.browse_all()
+    folder = only_folder(bridge, account)
+    whole_views: list[ViewQuery] = []
+    build = folder.mailbox.view
+
+    async def counted(query: ViewQuery) -> list[int]:
+        whole_views.append(query)
+        return await build(query)
+
+    folder.mailbox.view = counted  # type: ignore[method-assign]
     truth_before = await other.run("INBOX", "sort", "(DATE)", "SUBJECT", '"Message 1"')
     assert [u for u in view.uids if u is not None] == truth_before
     await other.run("INBOX", "append", "INBOX", message("Message 1 again"))
@@ -461,6 +478,7 @@ async def test_a_text_filtered_view_follows_changes(filled: Filled) -> None:
     reply = await view.sync()
     modes = sorted(r.get("mode") or "" for r in reply.of("folderReport"))
     assert modes == ["added", "removed", "updated"]
+    assert whole_views == []  # no SEARCH and SORT of the whole mailbox
     truth = await other.run("INBOX", "sort", "(DATE)", "SUBJECT", '"Message 1"')
     assert [u for u in view.uids if u is not None] == truth
     assert await view.browse_all() == truth

@@ -21,6 +21,7 @@ from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.folderkit import call, request
 from tests.e2e.httpcheck import curl
+from tests.unit.test_vcard_xcal import SPEC_CONTACT
 
 People = tuple[XimssClient, devstack.Account, devstack.Account]
 
@@ -427,14 +428,7 @@ async def test_awkward_messages_all_render_and_memory_stays_bounded(
     assert peak < 8 << 20, f"peak {peak} bytes for a 30 MB message"
 
 
-SPEC_VCARD = """<vCard>
-  <NAME>Bjorn Jensen</NAME>
-  <N><FAMILY>Jensen</FAMILY><GIVEN>bjorn</GIVEN>
-    <MIDDLE>A</MIDDLE><PREFIX>Mr.</PREFIX><SUFFIX>II</SUFFIX></N>
-  <EMAIL><INTERNET /><USERID>bjorn@domain.dom</USERID></EMAIL>
-  <TEL><WORK /><VOICE /><MSG /><NUMBER>+1 313 747-4454</NUMBER></TEL>
-  <KEY><x509 /><BINVAL>dGhpcyBjb3VsZCBiZSAKbXkgY2VydGlmaWNhdGUK</BINVAL></KEY>
-</vCard>"""
+SPEC_VCARD = SPEC_CONTACT.decode()
 
 
 def _shape(element: etree._Element) -> list[tuple[str, str]]:

@@ -28,8 +28,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.protocols import MimePart
+from bridge.mime import decode
 from bridge.mime import present as presenter
-from bridge.mime.present import Fetch, present, sections_to_fetch, unflow
+from bridge.mime.decode import unflow
+from bridge.mime.present import Fetch, present, sections_to_fetch
 from bridge.ximss.fields import ADDRESS_FIELDS, DATE_FIELDS
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "mime"
@@ -597,9 +599,9 @@ def test_anything_renders(
 def test_text_decoding_never_raises(text: str, charset: str, cut: bool) -> None:
     data = text.encode("utf-8", "surrogatepass")
     for encoding in ("base64", "quoted-printable", "8bit"):
-        decoded = presenter._transfer_decode(data, encoding, cut)
-        presenter._to_str(decoded, charset, cut)
-    presenter._decode_words(text)
+        decoded = decode.transfer_decode(data, encoding, cut)
+        decode.to_str(decoded, charset, cut)
+    decode.decode_words(text)
     presenter.addresses(text)
 
 

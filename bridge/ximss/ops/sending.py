@@ -30,7 +30,7 @@ from bridge.errors import BridgeError, ErrorKind
 from bridge.mime import compose as composer
 from bridge.session.folders import Folder
 from bridge.views import flags as flag_names
-from bridge.ximss import codec
+from bridge.ximss import codec, fields
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.folder import folder_of
 
@@ -295,7 +295,7 @@ async def message_forward(conv: Conversation, request: Request) -> Outcome:
     outer["From"] = _sender(conv)
     outer["To"] = ", ".join(recipients)
     outer["Subject"] = str(
-        email.header.Header(f"Fwd: {_decoded(str(parsed.get('Subject', '')))}", "utf-8")
+        email.header.Header(f"Fwd: {fields.decode_header(str(parsed.get('Subject', '')))}", "utf-8")
     )
     outer["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
     outer["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{_HOSTNAME}>"
@@ -303,13 +303,6 @@ async def message_forward(conv: Conversation, request: Request) -> Outcome:
     outer.attach(MIMEMessage(parsed))
     await submitter.submit(session.account, recipients, outer.as_bytes())
     return Outcome.DONE
-
-
-def _decoded(value: str) -> str:
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeDecodeError):
-        return value
 
 
 async def message_confirm(conv: Conversation, request: Request) -> Outcome:
@@ -335,19 +328,19 @@ async def message_confirm(conv: Conversation, request: Request) -> Outcome:
     report = MIMEMultipart("report", report_type="disposition-notification")
     report["From"] = _sender(conv)
     report["To"] = ", ".join(addresses)
-    subject = _decoded(str(parsed.get("Subject", "")))
+    subject = fields.decode_header(str(parsed.get("Subject", "")))
     report["Subject"] = str(email.header.Header(f"Read: {subject}", "utf-8"))
     report["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
     report["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{_HOSTNAME}>"
     report.attach(MIMEText(f"The message sent to {session.account} was displayed.\n", "plain",
                            "utf-8"))  # fmt: skip
-    fields = [f"Reporting-UA: {_HOSTNAME}; ximss-bridge",
+    lines = [f"Reporting-UA: {_HOSTNAME}; ximss-bridge",
               f"Final-Recipient: rfc822;{session.account}"]  # fmt: skip
     if parsed.get("Message-ID"):
-        fields.append(f"Original-Message-ID: {parsed.get('Message-ID')}")
-    fields.append(f"Disposition: {mode}; displayed")
+        lines.append(f"Original-Message-ID: {parsed.get('Message-ID')}")
+    lines.append(f"Disposition: {mode}; displayed")
     notification = MIMEBase("message", "disposition-notification")
-    notification.set_payload("\r\n".join(fields) + "\r\n")
+    notification.set_payload("\r\n".join(lines) + "\r\n")
     report.attach(notification)
     # RFC 8098 section 2.1: an MDN goes out with an empty envelope sender.
     await submitter.submit("", addresses, report.as_bytes())
