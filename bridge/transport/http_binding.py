@@ -42,7 +42,8 @@ class HttpBinding:
         self.last_used = time.monotonic()
 
     def _push(self, message: codec.Message) -> None:
-        self.outbox.push(codec.encode(message))
+        for piece in codec.pieces(message):
+            self.outbox.push(piece)
 
     async def run_batch(
         self, requests: Iterable[codec.Request], trailing_error: BridgeError | None
@@ -51,7 +52,7 @@ class HttpBinding:
         out: list[bytes] = []
         async with self.lock:
             self.touch()
-            self.conversation.send = lambda message: out.append(codec.encode(message))
+            self.conversation.send = lambda message: out.extend(codec.pieces(message))
             for request in requests:
                 if self.ended:
                     break

@@ -67,7 +67,7 @@ async def _login_from_params(
     ctx: HttpContext, conversation: Conversation, request: web.Request, params: dict[str, str]
 ) -> list[bytes]:
     out: list[bytes] = []
-    conversation.send = lambda message: out.append(codec.encode(message))
+    conversation.send = lambda message: out.extend(codec.pieces(message))
     if "sessionid" in params:
         return _revalidate(ctx, params["sessionid"])
     user = params.get("username") or params.get("authdata" if "nonce" not in params else "")
@@ -140,7 +140,7 @@ def _bind(ctx: HttpContext, conversation: Conversation) -> None:
 
 
 def _elements(messages: list[codec.Message]) -> list[etree._Element]:
-    return [message for message in messages if not isinstance(message, bytes)]
+    return [message for message in messages if isinstance(message, etree._Element)]
 
 
 async def _xml_requests(ctx: HttpContext, conversation: Conversation, body: bytes) -> web.Response:
@@ -159,7 +159,7 @@ async def _xml_requests(ctx: HttpContext, conversation: Conversation, body: byte
         _bind(ctx, conversation)
     else:
         await conversation.close()
-    return xml_response([codec.encode(message) for message in out])
+    return xml_response([piece for message in out for piece in codec.pieces(message)])
 
 
 async def _add_nonce(

@@ -72,7 +72,7 @@ class XimssConnection:
     def _send(self, message: codec.Message) -> None:
         if self._slow:
             return
-        frame = encode_frame(codec.encode(message))
+        frame = b"".join(encode_frame(piece) for piece in codec.pieces(message))
         if self._queued + len(frame) > self._limits.output_buffer_bytes:
             self._slow = True
             log.warning("peer=%s output buffer full, disconnecting slow client", self.peer)

@@ -34,12 +34,13 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
 
     def send(message: codec.Message) -> None:
         nonlocal slow, queued
-        text = codec.encode(message).decode("utf-8")
-        if slow or queued + len(text) > limits.output_buffer_bytes:
-            slow = True
-            return
-        queued += len(text)
-        output.put_nowait(text)
+        for piece in codec.pieces(message):
+            text = piece.decode("utf-8")
+            if slow or queued + len(text) > limits.output_buffer_bytes:
+                slow = True
+                return
+            queued += len(text)
+            output.put_nowait(text)
 
     conversation = Conversation(ctx.services, send, peer=request.remote or "-", transport="ws",
                                 secure=request.secure)  # fmt: skip

@@ -69,9 +69,24 @@ def data(
     return elem
 
 
-# A message on its way out: an element, or one already serialized (folder rows, see reports.py).
-Message = etree._Element | bytes
+class Batch(tuple[bytes, ...]):
+    """Several serialized messages sent as one (a browse's rows): each stays its own message
+    on the wire, but the transport queues and writes them at once."""
+
+    __slots__ = ()
 
 
-def encode(message: Message) -> bytes:
+# A message on its way out: an element, one already serialized (folder rows, see reports.py),
+# or a batch of serialized ones.
+Message = etree._Element | bytes | Batch
+
+
+def encode(message: etree._Element | bytes) -> bytes:
     return message if isinstance(message, bytes) else xml.serialize(message)
+
+
+def pieces(message: Message) -> list[bytes]:
+    """The serialized messages in `message`, one per XIMSS message."""
+    if isinstance(message, Batch):
+        return list(message)
+    return [encode(message)]

@@ -234,8 +234,9 @@ async def folder_browse(conv: Conversation, request: Request) -> Outcome:
     uids = [folder.view[i] for i in indexes]
     rows = await _rows(conv, folder, uids)
     out = writer(conv, request, folder)
-    for index, uid in zip(indexes, uids, strict=True):
-        conv.send(out.row(index, uid, rows.get(uid)))
+    conv.send(
+        codec.Batch(out.row(i, uid, rows.get(uid)) for i, uid in zip(indexes, uids, strict=True))
+    )
     return Outcome.DONE
 
 
@@ -280,11 +281,12 @@ async def sync(conv: Conversation, request: Request, folder: Folder) -> list[Rep
     needed = [r.uid for r in reports if r.mode != "removed"]
     rows = await _rows(conv, folder, needed) if needed and folder.fields else {}
     out = writer(conv, request, folder)
-    for item in reports:
-        removed = item.mode == "removed"
-        conv.send(out.row(item.index, item.uid, rows.get(item.uid), item.mode,
-                          None if item.mode == "updated" else item.messages,
-                          with_fields=not removed))  # fmt: skip
+    conv.send(codec.Batch(
+        out.row(item.index, item.uid, rows.get(item.uid), item.mode,
+                None if item.mode == "updated" else item.messages,
+                with_fields=item.mode != "removed")
+        for item in reports
+    ))  # fmt: skip
     folder.set_view(new_view, all_below)
     folder.modseq = changes.highestmodseq
     shown: dict[int, frozenset[str]] = {}
