@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,17 @@ class FlagChanges:
     highestmodseq: int
     # False when the backend cannot say what was expunged (no QRESYNC) or sent everything.
     complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AclEntry:
+    """One access control list element as the mail server keeps it (RFC 4314)."""
+
+    # A full account name (`user@domain`), `anyone`, `authenticated`, or one of these with a `-`
+    # prefix for negative rights.
+    identifier: str
+    # RFC 4314 letters as the server lists them (legacy `c`/`d` may appear beside `k x t e`).
+    rights: str
 
 
 class OpenMailbox(Protocol):
@@ -231,6 +242,26 @@ class MailStore(Protocol):
         """Open a mailbox for folders; several may be open at once. NOT_FOUND, PERMISSION."""
         ...
 
+    async def rights(self, name: str) -> str:
+        """The user's own rights on a mailbox, as RFC 4314 letters (MYRIGHTS).
+        NOT_FOUND, NOT_SUPPORTED (no ACL on the server)."""
+        ...
+
+    async def acl(self, name: str) -> list[AclEntry]:
+        """The mailbox's access control list, in server order. PERMISSION without the
+        administer right, NOT_FOUND, NOT_SUPPORTED."""
+        ...
+
+    async def set_acl(self, name: str, identifier: str, rights: str) -> None:
+        """Replace an identifier's rights (RFC 4314 letters), or add/remove them with a `+`/`-`
+        prefix; creates the element. BAD_REQUEST for a right or identifier the server refuses,
+        PERMISSION, NOT_FOUND, NOT_SUPPORTED."""
+        ...
+
+    async def delete_acl(self, name: str, identifier: str) -> None:
+        """Remove an identifier's element; idempotent. PERMISSION, NOT_FOUND, NOT_SUPPORTED."""
+        ...
+
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         """Call `handler` with the text of every alert the server sends (IMAP [ALERT]), at any
         time; the session shows it to the user. None stops the calls."""
@@ -238,6 +269,35 @@ class MailStore(Protocol):
 
     async def close(self) -> None:
         """Log out and release every connection; idempotent, never raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StorageQuota:
+    """The account's message storage, in bytes; `limit` None when it is unlimited."""
+
+    used: int
+    limit: int | None
+
+
+@runtime_checkable
+class AccountData(Protocol):
+    """Account-wide data a MailStore may also keep: preferences and the storage quota.
+
+    Optional: stores without it (test doubles, servers without METADATA) give the session the
+    configured default preferences and no storage figures."""
+
+    async def get_prefs(self, names: Sequence[str]) -> dict[str, str]:
+        """Stored preference values by name (names as given, matched case-insensitively);
+        names never stored are left out. NOT_SUPPORTED when the server cannot store them."""
+        ...
+
+    async def set_prefs(self, values: Mapping[str, str | None]) -> None:
+        """Store all of them or none; None removes a value. NOT_SUPPORTED, BACKEND_REFUSED."""
+        ...
+
+    async def quota(self) -> StorageQuota | None:
+        """The storage quota of the user's INBOX; None when the server reports none."""
         ...
 
 

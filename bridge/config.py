@@ -92,6 +92,8 @@ class PreferenceDefaults:
 
     delete_mode: Literal["Immediately", "Move To Trash", "Mark"] = "Move To Trash"
     trash_box: str = "Trash"
+    # Whether read receipts (MDN, RFC 8098) are sent when a message asking for one is read.
+    send_mdn_mode: Literal["Never", "Manually", "Automatically"] = "Manually"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,9 @@ class LimitSettings:
     slow_client_timeout: float = 60.0
     # Seconds without a request before a session's connection is closed (spec: 10 minutes).
     idle_timeout: float = 600.0
+    # Longest idle timeout a client may ask for with setSessionOption idleTimeout (longer asks
+    # are cut to this).
+    max_idle_timeout: float = 3600.0
     # Seconds a connection may stay without logging in.
     login_timeout: float = 120.0
     max_connections: int = 2000

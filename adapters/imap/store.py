@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from adapters.imap import account as account_data
+from adapters.imap import acl as imap_acl
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.errors import ImapCommandFailed
 from adapters.imap.mailbox import ImapOpenMailbox
 from adapters.imap.namespaces import Namespaces
 from adapters.imap.watch import WatcherRegistry
 from adapters.imap.wire import Arg, Atom, Literal, Raw, Untagged, Value
-from adapters.protocols import MailboxInfo
+from adapters.protocols import AclEntry, MailboxInfo, StorageQuota
 from bridge.config import ImapSettings
 from bridge.errors import BridgeError, ErrorKind
 
@@ -332,6 +334,31 @@ class ImapMailStore:
             # Removing what is not in the set is already done.
             if exc.kind not in (ErrorKind.BACKEND_REFUSED, ErrorKind.NOT_FOUND):
                 raise
+
+    # -- account data (preferences, quota) ----------------------------------------------
+
+    async def get_prefs(self, names: Sequence[str]) -> dict[str, str]:
+        return await account_data.get_prefs(await self.client(), names)
+
+    async def set_prefs(self, values: Mapping[str, str | None]) -> None:
+        await account_data.set_prefs(await self.client(), values)
+
+    async def quota(self) -> StorageQuota | None:
+        return await account_data.quota(await self.client())
+
+    # -- access control lists (RFC 4314) ----------------------------------------------
+
+    async def rights(self, name: str) -> str:
+        return await imap_acl.my_rights(await self.client(), self.server_name(name))
+
+    async def acl(self, name: str) -> list[AclEntry]:
+        return await imap_acl.get_acl(await self.client(), self.server_name(name))
+
+    async def set_acl(self, name: str, identifier: str, rights: str) -> None:
+        await imap_acl.set_acl(await self.client(), self.server_name(name), identifier, rights)
+
+    async def delete_acl(self, name: str, identifier: str) -> None:
+        await imap_acl.delete_acl(await self.client(), self.server_name(name), identifier)
 
     async def close(self) -> None:
         mailboxes, self._open = self._open, []

@@ -41,6 +41,15 @@ class Session:
     # Set by the transport that carries the session: ends it from outside (KILL, killOld,
     # shutdown) the way the transport would, closing its connection or HTTP binding too.
     ender: Callable[[], Awaitable[None]] | None = None
+    # Account preferences by XIMSS name (TimeZone, DeleteMode...), stored values over config
+    # defaults; filled at login, changed by prefsStore. Empty means the config defaults.
+    prefs: dict[str, str] = field(default_factory=dict)
+    # The previous successful login of the account (epoch seconds, client address), if known.
+    prev_login: tuple[float, str] | None = None
+    # setClientName, setSessionOption.
+    client_name: str | None = None
+    idle_timeout: float | None = None  # overrides the transport's idle limit (TCP)
+    report_mailbox_changes: bool = False
 
     async def close(self) -> None:
         """Release what the session holds; the transport calls this when it ends."""

@@ -156,6 +156,9 @@ class XimssConnection:
                 if self.conversation.session is not None
                 else self._limits.login_timeout
             )
+            session = self.conversation.session
+            if session is not None and session.idle_timeout is not None:
+                timeout = session.idle_timeout  # setSessionOption idleTimeout
             try:
                 async with asyncio.timeout(timeout):
                     frame = await self._requests.get()

@@ -5,7 +5,7 @@ An element not listed here is answered with errorNum 500 ("unknown command"), as
 
 from __future__ import annotations
 
-from bridge.ximss.ops import folder, login, mailbox, message, reading, sending, service
+from bridge.ximss.ops import acl, folder, login, mailbox, message, prefs, reading, sending, service
 from bridge.ximss.ops.base import Operation, Phase
 
 OPERATIONS: dict[str, Operation] = {
@@ -23,6 +23,12 @@ OPERATIONS: dict[str, Operation] = {
     "listKnownValues": Operation(service.list_known_values, Phase.ANY),
     "clearUploaded": Operation(service.clear_uploaded, Phase.SESSION),
     "passwordModify": Operation(login.unsupported_provisioning, Phase.SESSION),
+    "readStatus": Operation(prefs.read_status, Phase.SESSION),
+    "setSessionOption": Operation(prefs.set_session_option, Phase.SESSION),
+    "setClientName": Operation(prefs.set_client_name, Phase.SESSION),
+    # Preferences (CommuniGate's shape; XIMSS 5.1 leaves them out).
+    "prefsRead": Operation(prefs.prefs_read, Phase.SESSION),
+    "prefsStore": Operation(prefs.prefs_store, Phase.SESSION),
     # Mailbox management.
     "mailboxList": Operation(mailbox.mailbox_list, Phase.SESSION),
     "mailboxCreate": Operation(mailbox.mailbox_create, Phase.SESSION),
@@ -30,6 +36,10 @@ OPERATIONS: dict[str, Operation] = {
     "mailboxRemove": Operation(mailbox.mailbox_remove, Phase.SESSION),
     "mailboxSubList": Operation(mailbox.mailbox_sub_list, Phase.SESSION),
     "mailboxSubUpdate": Operation(mailbox.mailbox_sub_update, Phase.SESSION),
+    # Access rights (RFC 4314 ACL on the mail server).
+    "mailboxRightsGet": Operation(acl.mailbox_rights_get, Phase.SESSION),
+    "mailboxACLList": Operation(acl.mailbox_acl_list, Phase.SESSION),
+    "mailboxACLUpdate": Operation(acl.mailbox_acl_update, Phase.SESSION),
     # Folders (Mailbox Operations).
     "folderOpen": Operation(folder.folder_open, Phase.SESSION),
     "folderReopen": Operation(folder.folder_reopen, Phase.SESSION),

@@ -14,6 +14,7 @@ from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
 from bridge.session.uploads import UploadSet
 from bridge.ximss import codec
+from bridge.ximss.ops import prefs
 from bridge.ximss.ops.base import Handler, Outcome, PendingSasl
 
 if TYPE_CHECKING:
@@ -234,6 +235,8 @@ async def open_session(
         transport=conv.transport,
         submitter=submitter,
     )
+    # Before the session is visible: its first operations already see the preferences.
+    await prefs.on_login(conv, session)
     conv.session = session
     conv.services.sessions.add(session)
     metrics.LOGINS.labels(conv.transport, "ok").inc()

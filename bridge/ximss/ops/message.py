@@ -56,13 +56,16 @@ async def message_remove(conv: Conversation, request: Request) -> Outcome:
     """Per the DeleteMode preference: expunge now, move to the TrashBox, or mark Deleted."""
     folder = folder_of(conv, request)
     uids = _selected(folder, request)
-    prefs = conv.services.settings.preferences
-    mode = prefs.delete_mode
-    in_trash = folder.mailbox.name.lower() == prefs.trash_box.lower()
+    defaults = conv.services.settings.preferences
+    # The session's preferences (prefsStore), else the configured defaults.
+    prefs = conv.require_session().prefs
+    mode = prefs.get("DeleteMode", defaults.delete_mode)
+    trash_box = prefs.get("TrashBox", defaults.trash_box)
+    in_trash = folder.mailbox.name.lower() == trash_box.lower()
     if mode == "Mark":
         await folder.mailbox.mark(uids, [DELETED], [])
     elif mode == "Move To Trash" and not in_trash:
-        await folder.mailbox.move(uids, prefs.trash_box)
+        await folder.mailbox.move(uids, trash_box)
     else:
         await folder.mailbox.mark(uids, [DELETED], [])
         await folder.mailbox.expunge(uids)

@@ -40,7 +40,10 @@ def format_time(moment: dt.datetime) -> str:
 
 
 def user_zone(conv: Conversation) -> dt.tzinfo:
+    """The session's TimeZone preference, else the configured default."""
     name = conv.services.settings.server.time_zone
+    if conv.session is not None:
+        name = conv.session.prefs.get("TimeZone", name)
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
