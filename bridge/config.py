@@ -138,10 +138,31 @@ class LimitSettings:
     max_connections: int = 2000
     # Seconds for one backend operation before it is reported as timed out.
     backend_timeout: float = 60.0
+    # spellerCheck: most UTF-8 text checked at once, most misspellings reported.
+    max_spell_text_bytes: int = 64 << 10
+    max_spell_reports: int = 500
     # Largest message composed by messageAppend/messageSubmit (the IMAP server has no APPENDLIMIT).
     max_message_bytes: int = 50 << 20
     # Default totalSizeLimit of folderRead: text shown inline at most (binary parts are links).
     read_text_bytes: int = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveXmlSettings:
+    # retrieveXML makes the bridge fetch URLs for clients: off unless the operator turns it on.
+    enabled: bool = False
+    # URL prefixes documents may come from ("https://feeds.example.com/news/"): scheme, host and
+    # port must match exactly, the path must start with the prefix's path.
+    allowlist: tuple[str, ...] = ()
+    # Largest document, in bytes; the download stops past this.
+    max_bytes: int = 1 << 20
+    # Seconds for the whole retrieval (resolving, connecting, every redirect, the body).
+    timeout: float = 10.0
+    # Redirects followed; each target must pass the same checks as the first URL.
+    max_redirects: int = 0
+    # host:port pairs ("intranet.example.com:8080", "[::1]:8080") that may resolve to private,
+    # loopback or other non-global addresses; all others are refused.
+    allow_private: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +206,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     state: StateSettings = field(default_factory=StateSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    retrieve_xml: RetrieveXmlSettings = field(default_factory=RetrieveXmlSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
 
     def domain(self, name: str | None) -> tuple[str, DomainSettings] | None:

@@ -438,6 +438,8 @@ plugin {{
   # Trap: this dict is written by the imap processes (uid vmail); if vmail cannot write the
   # file *and its folder* (temp file + rename), shared mailboxes silently never list.
   acl_shared_dict = file:{root}/shared/shared-mailboxes.db
+  # Without it Dovecot refuses SETACL for "anyone" and "authenticated" (BAD).
+  acl_anyone = allow
   quota = maildir:User quota
   quota_rule = *:storage=1G
 }}

@@ -5,8 +5,21 @@ An element not listed here is answered with errorNum 500 ("unknown command"), as
 
 from __future__ import annotations
 
-from bridge.ximss.ops import acl, folder, login, mailbox, message, prefs, reading, sending, service
+from bridge.ximss.ops import (
+    acl,
+    folder,
+    login,
+    mailbox,
+    message,
+    prefs,
+    reading,
+    sending,
+    service,
+    speller,
+    strings,
+)
 from bridge.ximss.ops.base import Operation, Phase
+from bridge.ximss.ops.retrieve import retrieve_xml
 
 OPERATIONS: dict[str, Operation] = {
     # Login section: before login only (XIMSS "Login Operations").
@@ -21,7 +34,12 @@ OPERATIONS: dict[str, Operation] = {
     "bye": Operation(service.bye, Phase.ANY),
     "readTime": Operation(service.read_time, Phase.ANY),
     "listKnownValues": Operation(service.list_known_values, Phase.ANY),
+    "readStrings": Operation(strings.read_strings, Phase.ANY),
+    "spellerList": Operation(speller.speller_list, Phase.SESSION),
+    "spellerCheck": Operation(speller.speller_check, Phase.SESSION),
+    "cliExecute": Operation(service.cli_execute, Phase.SESSION),
     "clearUploaded": Operation(service.clear_uploaded, Phase.SESSION),
+    "retrieveXML": Operation(retrieve_xml, Phase.SESSION),
     "passwordModify": Operation(login.unsupported_provisioning, Phase.SESSION),
     "readStatus": Operation(prefs.read_status, Phase.SESSION),
     "setSessionOption": Operation(prefs.set_session_option, Phase.SESSION),

@@ -231,3 +231,22 @@ async def test_errors(
         "mailboxACLUpdate", {"mailbox": "Guarded"}, children=[xml.element("aclElem", {}, "l")]
     )
     assert bad.error_num == "501"
+
+
+async def test_anyone_and_authenticated(
+    pair: tuple[XimssClient, devstack.Account, XimssClient, devstack.Account],
+    stack: devstack.DevStack,
+) -> None:
+    """`anyone` and `authenticated` pass through as IMAP identifiers (the dev stack's Dovecot has
+    acl_anyone = allow; Dovecot's default refuses them). Dovecot takes the rights of the most
+    specific matching identifier (authenticated before anyone), it does not add them up."""
+    a, owner, _, other = pair
+    await a.call("mailboxCreate", {"mailbox": "Public"})
+    await a.call("mailboxACLUpdate", {"mailbox": "Public"},
+                 children=[_acl_elem("anyone", "l"), _acl_elem("authenticated", "lrs")])  # fmt: skip
+    acl = await getacl(stack.ports.imap, owner, "Public")
+    assert acl["anyone"] == "l" and letters(acl["authenticated"]) == letters("lrs")
+    listing = await a.call("mailboxACLList", {"mailbox": "Public"})
+    elements = {e.get("pattern"): e.text for e in listing.of("mailboxACL")[0]}
+    assert elements["anyone"] == "l" and elements["authenticated"] == "lrs"
+    assert await can_select(stack.ports.imap, other, f"shared/{owner.address}/Public")

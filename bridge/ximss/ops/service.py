@@ -89,3 +89,8 @@ async def clear_uploaded(conv: Conversation, request: Request) -> Outcome:
     elif not uploads.remove(upload_id):
         raise BridgeError(ErrorKind.NOT_FOUND, "unknown uploadID")
     return Outcome.DONE
+
+
+async def cli_execute(conv: Conversation, request: Request) -> Outcome:
+    # CommuniGate's CLI administers the server itself; behind the bridge there is no such thing.
+    raise BridgeError(ErrorKind.NOT_SUPPORTED, "the bridge has no administrator CLI")
