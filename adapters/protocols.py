@@ -351,3 +351,53 @@ class MailSubmitter(Protocol):
         """Deliver to every recipient or to none: a refused recipient is an error naming it
         (BACKEND_REFUSED) and nothing is sent. `dsn` asks for success and failure reports."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRecovery:
+    """What recoverPassword mails: where to, and the secret itself."""
+
+    address: str
+    password: str
+
+
+class Provisioner(Protocol):
+    """Creates accounts and changes their passwords for one domain (signup, passwordModify,
+    recoverPassword). Accounts are `name@domain`, names already lower-cased; every method
+    raises BAD_REQUEST for a name outside the domain or with characters the backend cannot
+    store, BACKEND_UNAVAILABLE when the account store cannot be written. A change is seen by
+    the mail server within about a second (Dovecot re-reads a passwd-file at most once a second).
+    """
+
+    async def signup(
+        self, account: str, password: str, real_name: str | None, recovery: str | None
+    ) -> None:
+        """Create the account. ALREADY_EXISTS when it exists; not idempotent."""
+        ...
+
+    async def change_password(
+        self, account: str, old: str, new: str | None, recovery: str | None
+    ) -> None:
+        """Verify `old`, then set the new password and/or the recovery address ("" removes
+        it); None leaves a value as it is. AUTH_FAILED for a wrong old password or an unknown
+        account, NOT_SUPPORTED when the stored password cannot be verified here. Returns once
+        the mail server logs in with the new password, so the caller may use it at once."""
+        ...
+
+    async def recover_password(self, account: str) -> PasswordRecovery | None:
+        """The recovery address and the password to mail there; None when the account is
+        unknown, has no recovery address or its password is not stored recoverably. Mailing a
+        password is what XIMSS specifies and fits a dev stack's {PLAIN} passwords; production
+        backends should store hashes, return None here and mail a reset link instead."""
+        ...
+
+
+@runtime_checkable
+class CredentialHolder(Protocol):
+    """A backend handle that logs in again later with the password of the login (an SMTP
+    submitter, a store that reconnects): after passwordModify it is given the new one."""
+
+    def set_password(self, password: str) -> None:
+        """Use this password for every later login; connections already open stay as they are.
+        A handle logged in with someone else's credentials (a master user) ignores it."""
+        ...

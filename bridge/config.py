@@ -188,9 +188,27 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisioningSettings:
+    # Where accounts are created and passwords changed: "" none (signup, recoverPassword and
+    # passwordModify answer "not supported"), "passwd-file" Dovecot passwd-files, one per user.
+    kind: Literal["", "passwd-file"] = ""
+    # passwd-file: the folder holding this domain's per-user files (Dovecot's users/%Ld).
+    directory: str = ""
+    # Whether anyone may create an account here with signup (listFeatures then shows <signup/>).
+    signup: bool = False
+    # recoverPassword mails the password through this port of the domain's smtp.host, without
+    # AUTH (a port-25 style server taking mail for local recipients); 0: no recovery by mail.
+    recovery_smtp_port: int = 0
+    # Seconds signup and recoverPassword wait before answering, whatever the outcome (the
+    # spec's delay: slows down guessing and hides which accounts exist).
+    delay: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class DomainSettings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     # Account name -> real name, for the session's realName (IMAP has no directory of its own).
     real_names: Mapping[str, str] = field(default_factory=dict)
 

@@ -3,10 +3,13 @@ directory, and the settings. Built once by `app.py`."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.protocols import MailAuthenticator
-from bridge.config import DomainSettings, Settings
+from adapters.passwdfile import PasswdFileProvisioner
+from adapters.protocols import MailAuthenticator, Provisioner
+from bridge.config import DomainSettings, ProvisioningSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.registry import SessionRegistry
 from bridge.state import Store
@@ -19,6 +22,23 @@ class DomainServices:
     name: str
     settings: DomainSettings
     mail: MailAuthenticator
+    # signup, passwordModify, recoverPassword; None: the domain offers none of them. Left None,
+    # it is built from `settings.provisioning` when Services starts.
+    provisioner: Provisioner | None = None
+
+
+# provisioning.kind -> how to build it (the implementation is chosen by the config string).
+PROVISIONERS: dict[str, Callable[[str, ProvisioningSettings], Provisioner]] = {
+    "passwd-file": PasswdFileProvisioner.from_settings,
+}
+
+
+def _with_provisioner(domain: DomainServices) -> DomainServices:
+    settings = domain.settings.provisioning
+    if domain.provisioner is not None or not settings.kind:
+        return domain
+    provisioner = PROVISIONERS[settings.kind](domain.name, settings)
+    return dataclasses.replace(domain, provisioner=provisioner)
 
 
 class Services:
@@ -29,7 +49,7 @@ class Services:
         self.sessions = sessions
         self.rows = RowCache(settings.cache.max_summaries)
         self.state: Store = SqliteStore(settings.state.path)
-        self._domains = {name.lower(): value for name, value in domains.items()}
+        self._domains = {name.lower(): _with_provisioner(value) for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:
         wanted = (name or self.settings.server.default_domain).strip().lower()

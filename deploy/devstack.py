@@ -1261,7 +1261,11 @@ class DevStack:
 
     def bridge_config_toml(self, listen_port: int, http_port: int = 8100) -> str:
         return bridge_config_toml(
-            self.ports, listen_port, self.dovecot.accounts.values(), http_port=http_port
+            self.ports,
+            listen_port,
+            self.dovecot.accounts.values(),
+            http_port=http_port,
+            users_dir=self.dovecot.users_path,
         )
 
     def describe(self) -> str:
@@ -1296,6 +1300,7 @@ def bridge_config_toml(
     accounts: Iterable[Account] = DEMO_ACCOUNTS,
     *,
     http_port: int = 8100,
+    users_dir: Path = DEFAULT_ROOT / "dovecot" / "users",
 ) -> str:
     """TOML config for the bridge pointing at the dev stack's servers."""
     names = "\n".join(
@@ -1329,6 +1334,15 @@ host = "127.0.0.1"
 port = {ports.submission}
 starttls = false
 timeout = 30
+
+# signup and passwordModify write Dovecot's per-user passwd-files (the bridge runs as root
+# here, as the stack does); recoverPassword mails through the port-25 style SMTP port, which
+# takes mail for the stack's own addresses only.
+[domains."{DEFAULT_DOMAIN}".provisioning]
+kind = "passwd-file"
+directory = "{users_dir / DEFAULT_DOMAIN}"
+signup = true
+recovery_smtp_port = {ports.smtp}
 
 [domains."{DEFAULT_DOMAIN}".real_names]
 {names}

@@ -58,11 +58,17 @@ class ImapAuthenticator:
 
     async def login(self, username: str, password: str, authzid: str = "") -> MailStore:
         client = await self._password_client(username, password, authzid)
+        # Reconnects (and the mailbox connections of folders) log in with the current password:
+        # passwordModify replaces it through the store's set_password.
+        current = [password]
 
         async def reconnect() -> ImapClient:
-            return await self._password_client(username, password, authzid)
+            return await self._password_client(username, current[0], authzid)
 
-        return await self._store(authzid or username, client, reconnect)
+        store = await self._store(authzid or username, client, reconnect)
+        if not authzid:  # a master login keeps the operator's credentials
+            store.on_new_password(lambda new: current.__setitem__(0, new))
+        return store
 
     async def _store(
         self, account: str, client: ImapClient, reconnect: Reconnector | None

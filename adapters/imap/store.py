@@ -55,11 +55,21 @@ class ImapMailStore:
         self._alert: Callable[[str], None] | None = None
         self._watchers = watchers
         self._open: list[ImapOpenMailbox] = []
+        self._password_setter: Callable[[str], None] | None = None
         client.on_unsolicited = self._unsolicited
 
     @property
     def account(self) -> str:
         return self._account
+
+    def on_new_password(self, setter: Callable[[str], None]) -> None:
+        self._password_setter = setter
+
+    def set_password(self, password: str) -> None:
+        """Later logins (reconnects, folders' own connections) use this password; a store
+        logged in for someone else (master user) has no setter and keeps the operator's."""
+        if self._password_setter is not None:
+            self._password_setter(password)
 
     @property
     def namespaces(self) -> Namespaces:

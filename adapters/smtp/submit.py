@@ -27,6 +27,10 @@ class SmtpSubmitter:
         self._username = username
         self._password = password
 
+    def set_password(self, password: str) -> None:
+        """Authenticate with this password from the next message on (after passwordModify)."""
+        self._password = password
+
     async def submit(
         self, sender: str, recipients: Sequence[str], message: bytes, *, dsn: bool = False
     ) -> None:

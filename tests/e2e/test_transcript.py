@@ -129,8 +129,8 @@ async def test_operations_before_login_are_refused(client: XimssClient) -> None:
     sasl = [item.text for item in element.findall("sasl")]
     assert "CRAM-MD5" in sasl and "PLAIN" in sasl
     assert element.findtext("domain") == "example.test"
-    assert (await client.request("signup", {"userName": "x", "password": "y"})).error_num == "502"
-    assert (await client.request("recoverPassword", {"userName": "x"})).error_num == "502"
+    # The dev stack's domain offers signup (a passwd-file provisioner): listFeatures says so.
+    assert element.find("signup") is not None
 
 
 async def test_read_time_and_known_values(client: XimssClient) -> None:

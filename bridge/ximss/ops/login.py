@@ -1,5 +1,5 @@
-"""Login section: listFeatures, login (clear text, SASL PLAIN, CRAM-MD5 relayed), auth, and the
-provisioning operations an IMAP backend cannot serve."""
+"""Login section: listFeatures, login (clear text, SASL PLAIN, CRAM-MD5 relayed), auth (signup
+and recoverPassword are in `provisioning`)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ async def list_features(conv: Conversation, request: Request) -> Outcome:
     if conv.starttls_offered and not conv.secure:
         xml.sub(features, "starttls")
     xml.sub(features, "language", text=conv.services.settings.server.language)
+    if domain.provisioner is not None and domain.settings.provisioning.signup:
+        xml.sub(features, "signup")
     conv.send(features)
     return Outcome.DONE
 
@@ -248,11 +250,6 @@ async def open_session(
             {"urlID": session.url_id, "userName": session.account, "realName": session.real_name},
         )
     )
-
-
-async def unsupported_provisioning(conv: Conversation, request: Request) -> Outcome:
-    _target_domain(conv, request)
-    raise BridgeError(ErrorKind.NOT_SUPPORTED, f"{request.name} is not supported by this backend")
 
 
 def _id(request: Request) -> str:
