@@ -177,6 +177,7 @@ async def test_without_a_provisioner_nothing_is_supported(
     settings: config.Settings, stack: devstack.DevStack
 ) -> None:
     account = stack.new_account("noprov")
+    wanted = f"nosignup{secrets.token_hex(4)}"
     bare = _with_provisioning(settings, config.ProvisioningSettings())
     async with Bridge(bare) as running:
         assert running.tcp is not None
@@ -184,7 +185,7 @@ async def test_without_a_provisioner_nothing_is_supported(
         try:
             (features,) = (await client.call("listFeatures")).of("features")
             assert features.find("signup") is None
-            for tag, attrs in (("signup", {"userName": "x", "password": "y"}),
+            for tag, attrs in (("signup", {"userName": wanted, "password": "y"}),
                                ("recoverPassword", {"userName": account.address})):  # fmt: skip
                 reply = await client.request(tag, attrs)
                 assert reply.error_num == "502", xml.serialize(reply.response)
@@ -195,7 +196,7 @@ async def test_without_a_provisioner_nothing_is_supported(
             assert reply.error_num == "502"
         finally:
             await client.close()
-    assert not (stack.dovecot.users_path / "example.test" / "x").exists()
+    assert not (stack.dovecot.users_path / "example.test" / wanted).exists()
 
 
 async def test_signup_can_be_turned_off(
