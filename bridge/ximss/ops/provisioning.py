@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, localtime, make_msgid
@@ -65,16 +66,23 @@ def _account(conv: Conversation, request: Request) -> tuple[DomainServices, str]
     return backend, f"{name}@{backend.name}"
 
 
-async def _answer_after(started: float, delay: float) -> None:
-    await asyncio.sleep(max(0.0, started + delay - time.monotonic()))
-
-
-async def signup(conv: Conversation, request: Request) -> Outcome:
+async def _delayed(
+    conv: Conversation, request: Request, work: Callable[[DomainServices, str], Awaitable[None]]
+) -> None:
+    """Run `work` for the named account, answering no sooner than the domain's delay whether
+    it succeeds or not (the spec's delay: it slows guessing and hides which accounts exist)."""
     started = time.monotonic()
     delay = conv.services.domain(conv.domain).settings.provisioning.delay
     try:
         backend, account = _account(conv, request)
         delay = backend.settings.provisioning.delay
+        await work(backend, account)
+    finally:
+        await asyncio.sleep(max(0.0, started + delay - time.monotonic()))
+
+
+async def signup(conv: Conversation, request: Request) -> Outcome:
+    async def create(backend: DomainServices, account: str) -> None:
         if not signup_allowed(backend):
             raise BridgeError(ErrorKind.NOT_SUPPORTED, "signup is not offered for this domain")
         password = request.get("password")
@@ -83,20 +91,14 @@ async def signup(conv: Conversation, request: Request) -> Outcome:
         await _provisioner(backend).signup(
             account, password, request.get("realName"), request.get("recoverPassword")
         )
-    except BridgeError:
-        await _answer_after(started, delay)
-        raise
-    log.info("signup created %s", account)
-    await _answer_after(started, delay)
+        log.info("signup created %s", account)
+
+    await _delayed(conv, request, create)
     return Outcome.DONE
 
 
 async def recover_password(conv: Conversation, request: Request) -> Outcome:
-    started = time.monotonic()
-    delay = conv.services.domain(conv.domain).settings.provisioning.delay
-    try:
-        backend, account = _account(conv, request)
-        delay = backend.settings.provisioning.delay
+    async def mail(backend: DomainServices, account: str) -> None:
         provisioner = _provisioner(backend)
         port = backend.settings.provisioning.recovery_smtp_port
         smtp = backend.settings.smtp
@@ -119,11 +121,9 @@ async def recover_password(conv: Conversation, request: Request) -> Outcome:
             raise BridgeError(
                 ErrorKind.BACKEND_REFUSED, "the recovery mail could not be sent"
             ) from exc
-    except BridgeError:
-        await _answer_after(started, delay)
-        raise
-    log.info("password recovery mailed for %s", account)
-    await _answer_after(started, delay)
+        log.info("password recovery mailed for %s", account)
+
+    await _delayed(conv, request, mail)
     return Outcome.DONE
 
 
