@@ -14,6 +14,7 @@ from bridge.mime import present as presenter
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.folder import folder_of
+from bridge.ximss.ops.sending import uid_of
 from bridge.ximss.ops.service import user_zone
 
 if TYPE_CHECKING:
@@ -33,10 +34,7 @@ def _limit(conv: Conversation, request: Request) -> int:
 
 async def folder_read(conv: Conversation, request: Request) -> Outcome:
     folder = folder_of(conv, request)
-    text = request.get("UID") or ""
-    if not text.isdigit():
-        raise BridgeError(ErrorKind.BAD_REQUEST, "UID is required")
-    uid = int(text)
+    uid = uid_of(request.get("UID"))
     found = await folder.mailbox.structure(uid)
     if found is None:
         raise BridgeError(ErrorKind.NOT_FOUND, "no such message")

@@ -33,6 +33,7 @@ from bridge.views import flags as flag_names
 from bridge.ximss import codec, fields
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.folder import folder_of
+from bridge.ximss.ops.service import TIME_FORMAT
 
 if TYPE_CHECKING:
     from bridge.ximss.codec import Request
@@ -43,8 +44,6 @@ MDN_SENT = "$MDNSent"
 SEEN = "\\Seen"
 # The class a mailbox created by contactAppend gets (CommuniGate's name for contact folders).
 CONTACT_CLASS = "IPF.Contact"
-# XIMSS writes times as YYYYMMDDTHHMMSS (GMT).
-TIME_FORMAT = "%Y%m%dT%H%M%S"
 _HOSTNAME = socket.getfqdn() or "localhost"
 
 
@@ -124,7 +123,7 @@ async def _copied(conv: Conversation, element: etree._Element) -> composer.Attac
     folder = conv.require_session().folders.get(name)
     if folder is None:
         raise BridgeError(ErrorKind.NOT_FOUND, "unknown folder")
-    uid = _uid(element.get("UID"))
+    uid = uid_of(element.get("UID"))
     part = element.get("partID") or ""
     if part:
         header = await folder.mailbox.fetch_section(uid, f"{part}.MIME")
@@ -139,7 +138,7 @@ async def _copied(conv: Conversation, element: etree._Element) -> composer.Attac
     return composer.Attachment(data=whole, content_type=None, filename=None, entity=True)
 
 
-def _uid(text: str | None) -> int:
+def uid_of(text: str | None) -> int:
     if not text or not text.isdigit():
         raise BridgeError(ErrorKind.BAD_REQUEST, "UID is required")
     return int(text)
@@ -191,7 +190,7 @@ async def _store_and_report(
     uid = await _append(conv, target, message, flags, _internal_date(request), mailbox_class)
     replaced = request.get("replacesUID")
     if replaced is not None and folder is not None:
-        old = _uid(replaced)
+        old = uid_of(replaced)
         await folder.mailbox.mark([old], [DELETED], [])
         await folder.mailbox.expunge([old])
     if (request.get("report") or "").lower() == "uid" and folder is not None and uid is not None:
@@ -249,7 +248,7 @@ async def message_submit(conv: Conversation, request: Request) -> Outcome:
 
 async def _stored(conv: Conversation, request: Request) -> tuple[Folder, int, bytes]:
     folder = folder_of(conv, request)
-    uid = _uid(request.get("UID"))
+    uid = uid_of(request.get("UID"))
     whole = await folder.mailbox.fetch_section(uid, "")
     if whole is None:
         raise BridgeError(ErrorKind.NOT_FOUND, "no such message")
