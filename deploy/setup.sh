@@ -21,7 +21,7 @@ APT_PACKAGES=(
     # redis-server
     # baresip-core
 )
-# Python packages come from pyproject.toml ("pip install -e .[dev]"); Radicale will go there.
+# Python packages (Radicale too) come from pyproject.toml ("pip install -e .[dev]").
 # ---------------------------------------------------------------------------------------------
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
