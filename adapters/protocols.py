@@ -391,6 +391,11 @@ class Provisioner(Protocol):
         backends should store hashes, return None here and mail a reset link instead."""
         ...
 
+    async def real_name(self, account: str) -> str | None:
+        """The real name stored with the account (signup's realName); None when unknown or
+        empty. Never raises for an unknown account."""
+        ...
+
 
 @runtime_checkable
 class CredentialHolder(Protocol):

@@ -15,7 +15,7 @@ Must run as root (Dovecot drops to the ``vmail`` user for mail access, Postfix t
 CLI::
 
     python deploy/devstack.py start [--root DIR] [--imap-port N] [--lmtp-port N] [--auth-port N]
-                                    [--smtp-port N] [--submission-port N]
+                                    [--smtp-port N] [--submission-port N] [--recipients-port N]
     python deploy/devstack.py config [--imap-port N] [--submission-port N] [--listen-port N]
                                      [--http-port N]
 """
@@ -27,20 +27,24 @@ import base64
 import contextlib
 import grp
 import itertools
+import math
 import os
 import pwd
+import re
 import secrets
 import signal
 import socket
+import socketserver
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -71,9 +75,12 @@ class Ports:
     auth: int  # Dovecot auth (client protocol) inet listener, for Postfix SASL
     smtp: int = 10026  # Postfix, port-25 style: our domains only, no AUTH
     submission: int = 10587  # Postfix, AUTH required (SASL through Dovecot)
+    recipients: int = 10027  # the stack's own tcp_table: which addresses have a mailbox
 
 
-DEFAULT_PORTS = Ports(imap=10143, lmtp=10024, auth=10025, smtp=10026, submission=10587)
+DEFAULT_PORTS = Ports(
+    imap=10143, lmtp=10024, auth=10025, smtp=10026, submission=10587, recipients=10027
+)
 
 
 def free_ports(n: int) -> list[int]:
@@ -104,8 +111,10 @@ def _check_ports_free(ports: Ports, names: Iterable[str] = ("imap", "lmtp", "aut
 
 def free_stack_ports() -> Ports:
     """A :class:`Ports` with every port free (for tests)."""
-    imap, lmtp, auth, smtp, submission = free_ports(5)
-    return Ports(imap=imap, lmtp=lmtp, auth=auth, smtp=smtp, submission=submission)
+    imap, lmtp, auth, smtp, submission, recipients = free_ports(6)
+    return Ports(
+        imap=imap, lmtp=lmtp, auth=auth, smtp=smtp, submission=submission, recipients=recipients
+    )
 
 
 # --------------------------------------------------------------------------- accounts
@@ -116,6 +125,7 @@ class Account:
     address: str  # full address, also the IMAP login name
     password: str
     real_name: str
+    quota: int | None = None  # storage limit in bytes; None: the stack's default (1 GiB)
 
     @property
     def local(self) -> str:
@@ -549,13 +559,32 @@ class Dovecot:
                 self._write_user(account)
         return account
 
+    def set_quota(self, user: str, limit: int | None) -> Account:
+        """Give an account its own storage limit in bytes (None: the stack's default).
+
+        Returns once IMAP logins see it: Dovecot re-reads a changed passwd-file on the first
+        lookup in a new second of its clock, so this waits for the next whole second. Sessions
+        logged in before keep the limit they started with.
+        """
+        address = user.lower() if "@" in user else f"{user.lower()}@{DEFAULT_DOMAIN}"
+        with self._lock:
+            account = replace(self.accounts[address], quota=limit)
+            self.accounts[address] = account
+            self._write_user(account)
+        now = time.time()
+        time.sleep(math.ceil(now) - now + 0.1)
+        return account
+
     def _write_users(self) -> None:
         for account in self.accounts.values():
             self._write_user(account)
 
     def _write_user(self, account: Account) -> None:
         # passwd-file format: user:password:uid:gid:gecos:home:shell:extra_fields
-        line = f"{account.address}:{{PLAIN}}{account.password}:::{account.real_name}:::\n"
+        # A per-user limit is a userdb extra field; the "userdb_" prefix makes it one in both
+        # the passdb and the userdb lookup of this file.
+        extra = "" if account.quota is None else f"userdb_quota_rule=*:storage={account.quota}B"
+        line = f"{account.address}:{{PLAIN}}{account.password}:::{account.real_name}:::{extra}\n"
         dovecot_gid = grp.getgrnam("dovecot").gr_gid  # the auth process runs as "dovecot"
         folder = self.users_path / account.domain
         if not folder.is_dir():
@@ -830,10 +859,11 @@ alias_maps =
 alias_database =
 relay_domains =
 virtual_mailbox_domains = {", ".join(pf.domains)}
-# Unknown recipients are refused at RCPT time (reject_unlisted_recipient is built in). A hash
-# table, not texthash: smtpd notices a replaced .db file before its next connection and restarts,
-# so an account added while running is accepted at once, with no "postfix reload".
-virtual_mailbox_maps = hash:{pf.mailboxes_map}
+# Unknown recipients are refused at RCPT time (reject_unlisted_recipient is built in). The table
+# is the stack's own tcp_table server (RecipientLookup), which answers from Dovecot's passwd-files:
+# an account made while running (by the stack, or by the bridge's signup) receives mail at once,
+# with no postmap and no "postfix reload".
+virtual_mailbox_maps = tcp:127.0.0.1:{pf.ports.recipients}
 virtual_transport = lmtp:inet:127.0.0.1:{ports.lmtp}
 # Mail for other domains (authenticated submission only) never leaves loopback.
 default_transport = discard:the dev stack delivers no mail to other domains
@@ -911,13 +941,10 @@ class Postfix:
     daemonizes itself, so it is found again by its pid file and stopped with SIGTERM.
     """
 
-    def __init__(self, root: Path | str, ports: Ports, addresses: Iterable[str] = ()) -> None:
+    def __init__(self, root: Path | str, ports: Ports, domains: Iterable[str] = ()) -> None:
         self.root = Path(root).resolve()
         self.ports = ports
-        self.addresses: set[str] = {a.lower() for a in addresses}
-        self.domains: list[str] = sorted(
-            {DEFAULT_DOMAIN} | {a.partition("@")[2] for a in self.addresses}
-        )
+        self.domains: list[str] = sorted({DEFAULT_DOMAIN} | {d.lower() for d in domains})
         self._lock = threading.Lock()
         self._master_pid: int | None = None
         self._log_start = 0  # size of the log when start() began
@@ -942,11 +969,6 @@ class Postfix:
         return self.root / "postfix.log"
 
     @property
-    def mailboxes_map(self) -> Path:
-        """Text of the recipient table (one "address OK" a line); Postfix reads ``.db`` beside."""
-        return self.config_dir / "mailboxes"
-
-    @property
     def key_path(self) -> Path:
         return self.config_dir / "key.pem"
 
@@ -958,42 +980,20 @@ class Postfix:
     def pid(self) -> int | None:
         return self._master_pid
 
-    # -- recipients
+    # -- recipients (the addresses themselves are looked up in RecipientLookup)
 
-    def add_address(self, address: str) -> None:
-        """Accept mail for ``address`` from the next SMTP connection on (about 10 ms).
-
-        An address in a domain not served yet also rewrites main.cf and reloads Postfix.
-        """
-        address = address.lower()
+    def add_domain(self, domain: str) -> None:
+        """Take mail for ``domain`` too: rewrites main.cf and reloads a running Postfix."""
+        domain = domain.lower()
         with self._lock:
-            if address in self.addresses:
+            if domain in self.domains:
                 return
-            self.addresses.add(address)
-            domain = address.partition("@")[2]
-            new_domain = domain not in self.domains
-            if new_domain:
-                self.domains = sorted({*self.domains, domain})
+            self.domains = sorted({*self.domains, domain})
             if not self.config_dir.is_dir():
                 return  # prepare() writes everything
-            self._write_mailboxes()
-            if new_domain:
-                self._write_config()
-                if self._running():
-                    self._postfix("reload")
-
-    def _write_mailboxes(self) -> None:
-        # Built beside and renamed over the old .db: smtpd checks (before accepting a connection)
-        # whether the .db it opened was replaced (link count 0) and restarts itself if so. An
-        # in-place rewrite would be noticed by its mtime only, in whole seconds.
-        text = "".join(f"{a} OK\n" for a in sorted(self.addresses))
-        new = self.config_dir / "mailboxes.new"
-        new.write_text(text, encoding="utf-8")
-        new.chmod(0o644)
-        self._run(["postmap", "-c", str(self.config_dir), f"hash:{new}"])
-        Path(f"{new}.db").chmod(0o644)
-        os.replace(f"{new}.db", f"{self.mailboxes_map}.db")
-        os.replace(new, self.mailboxes_map)
+            self._write_config()
+            if self._running():
+                self._postfix("reload")
 
     # -- lifecycle
 
@@ -1032,7 +1032,6 @@ class Postfix:
         _mkdirs_owned(self.data_dir, postfix_uid, grp.getgrnam(POSTFIX_USER).gr_gid)
         with self._lock:
             self._write_config()
-            self._write_mailboxes()
         if not (self.key_path.exists() and self.cert_path.exists()):
             self._make_certificate()
         # postlogd creates the log 0600; made beforehand it keeps this mode.
@@ -1187,6 +1186,70 @@ def _group_running(pgid: int) -> bool:
     return False
 
 
+# --------------------------------------------------------------------------- recipients
+
+_ADDRESS_KEY = re.compile(r"[a-z0-9_+-][a-z0-9._+-]*@[a-z0-9-]+(\.[a-z0-9-]+)*")
+
+
+class RecipientLookup:
+    """Postfix's recipient table, answered live from Dovecot's passwd-files (tcp_table(5)).
+
+    Postfix asks ``get user@domain`` (then ``get @domain``) on a kept-open connection; an address
+    is a mailbox when ``users/<domain>/<local part>`` exists. So the passwd-files are the only
+    list of accounts: the bridge's signup, which writes one, needs nothing else for the new
+    account to receive mail. Loopback only; a thread per connection (Postfix keeps a few open).
+    """
+
+    def __init__(self, users_path: Path, port: int) -> None:
+        self.users_path = users_path
+        self.port = port
+        self._server: socketserver.ThreadingTCPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def has_mailbox(self, key: str) -> bool:
+        if not _ADDRESS_KEY.fullmatch(key):
+            return False
+        local, _, domain = key.partition("@")
+        return (self.users_path / domain / local).is_file()
+
+    def answer(self, line: bytes) -> bytes:
+        request = line.decode("ascii", "replace").strip()
+        verb, _, raw = request.partition(" ")
+        if verb != "get":
+            return b"400 only get is supported\n"
+        if self.has_mailbox(urllib.parse.unquote(raw).lower()):
+            return b"200 OK\n"
+        return b"500 no such mailbox\n"
+
+    def start(self) -> None:
+        lookup = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for line in self.rfile:
+                    self.wfile.write(lookup.answer(line))
+                    self.wfile.flush()
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="recipient-lookup", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
 # --------------------------------------------------------------------------- DevStack
 
 
@@ -1199,11 +1262,15 @@ class DevStack:
     accounts: Iterable[Account] = DEMO_ACCOUNTS
     dovecot: Dovecot = field(init=False)
     postfix: Postfix = field(init=False)
+    recipients: RecipientLookup = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.dovecot = Dovecot(self.root / "dovecot", self.ports, self.accounts)
-        self.postfix = Postfix(self.root / "postfix", self.ports, self.dovecot.accounts)
+        self.postfix = Postfix(
+            self.root / "postfix", self.ports, (a.domain for a in self.dovecot.accounts.values())
+        )
+        self.recipients = RecipientLookup(self.dovecot.users_path, self.ports.recipients)
         self._counter = itertools.count(1)  # next() is atomic: safe from worker threads
 
     def start(self, *, seed: bool = True) -> None:
@@ -1212,6 +1279,7 @@ class DevStack:
             if seed:
                 self.dovecot.seed()
             self.dovecot.start()
+            self.recipients.start()
             # After Dovecot: Postfix delivers to its LMTP port and authenticates through it.
             self.postfix.start()
         except BaseException:
@@ -1222,6 +1290,7 @@ class DevStack:
         try:
             self.postfix.stop()
         finally:
+            self.recipients.stop()
             self.dovecot.stop()
 
     def __enter__(self) -> Self:
@@ -1239,8 +1308,11 @@ class DevStack:
     def add_account(self, name: str, password: str, real_name: str = "") -> Account:
         """Add an account: it can log in and receive mail over SMTP at once."""
         account = self.dovecot.add_account(name, password, real_name)
-        self.postfix.add_address(account.address)
+        self.postfix.add_domain(account.domain)
         return account
+
+    def set_quota(self, user: str, limit: int | None) -> Account:
+        return self.dovecot.set_quota(user, limit)
 
     def new_account(self, prefix: str = "test") -> Account:
         """A fresh account with a unique name (password = name + "pass")."""
@@ -1273,6 +1345,7 @@ class DevStack:
             ("IMAP", f"127.0.0.1:{self.ports.imap}", "LOGIN / PLAIN / CRAM-MD5, no TLS"),
             ("LMTP", f"127.0.0.1:{self.ports.lmtp}", "delivery to Dovecot"),
             ("Dovecot auth", f"127.0.0.1:{self.ports.auth}", "SASL for Postfix"),
+            ("Recipients", f"127.0.0.1:{self.ports.recipients}", "Postfix tcp_table of mailboxes"),
             ("SMTP", f"127.0.0.1:{self.ports.smtp}", "Postfix, our domains only, no AUTH"),
             (
                 "Submission",
@@ -1364,6 +1437,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--auth-port", type=int, default=DEFAULT_PORTS.auth)
         p.add_argument("--smtp-port", type=int, default=DEFAULT_PORTS.smtp)
         p.add_argument("--submission-port", type=int, default=DEFAULT_PORTS.submission)
+        p.add_argument("--recipients-port", type=int, default=DEFAULT_PORTS.recipients)
     p_conf.add_argument("--listen-port", type=int, default=11024)
     p_conf.add_argument("--http-port", type=int, default=8100)
     args = parser.parse_args(argv)
@@ -1373,6 +1447,7 @@ def main(argv: list[str] | None = None) -> int:
         auth=args.auth_port,
         smtp=args.smtp_port,
         submission=args.submission_port,
+        recipients=args.recipients_port,
     )
     if args.command == "config":
         sys.stdout.write(bridge_config_toml(ports, args.listen_port, http_port=args.http_port))

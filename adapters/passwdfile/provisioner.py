@@ -102,6 +102,14 @@ class PasswdFileProvisioner:
         address = await _io(self._read_recovery, local)
         return PasswordRecovery(address, entry.plain_password) if address else None
 
+    async def real_name(self, account: str) -> str | None:
+        try:
+            local = pw.local_part(account, self.domain)
+            entry = await _io(self._read, local)
+        except BridgeError:
+            return None
+        return (entry.gecos or None) if entry is not None else None
+
     # -- blocking file work (run in a thread)
 
     def _path(self, local: str) -> Path:

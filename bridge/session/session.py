@@ -45,7 +45,8 @@ class Session:
     # defaults; filled at login, changed by prefsStore. Empty means the config defaults.
     prefs: dict[str, str] = field(default_factory=dict)
     # The previous successful login of the account (epoch seconds, client address), if known.
-    prev_login: tuple[float, str] | None = None
+    prev_login: tuple[float, str] | None = None  # (epoch seconds, client address)
+    last_failed_login: tuple[float, str] | None = None
     # setClientName, setSessionOption.
     client_name: str | None = None
     idle_timeout: float | None = None  # overrides the transport's idle limit (TCP)

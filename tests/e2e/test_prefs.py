@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from bridge import xml
+from bridge.app import Bridge
 from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.folderkit import BehindTheBack, ClientView, call, fields, index_range, message, uids
@@ -154,13 +155,21 @@ async def test_read_status_reports_storage_and_previous_login(
     # The dev stack's quota_rule is storage=1G; STORAGE is in KiB, the spec's units are bytes.
     assert store.get("limit") == str(1 << 30)
     assert used > 0
-    # The dev stack has one global quota rule and no per-user one to change from a test:
-    # "used" growing after an append stands for "reflects a quota change".
     big = message("big", body="x" * 200_000)
     await BehindTheBack(stack.ports.imap, account).run("INBOX", "append", "INBOX", big)
     (status,) = (await call(client, "readStatus", {})).of("currentStatus")
     store = status.find("messageStore")
     assert store is not None and int(store.get("used", "-1")) >= used + 190_000
+    # A per-user limit (a userdb field in the account's passwd-file) applies from the next
+    # IMAP login on: a new session shows it, in bytes (Dovecot counts KiB).
+    await asyncio.to_thread(stack.set_quota, account.address, 5 << 20)
+    limited = await connect(bridge_port, account)
+    try:
+        (limited_status,) = (await call(limited, "readStatus", {})).of("currentStatus")
+        store = limited_status.find("messageStore")
+        assert store is not None and store.get("limit") == str(5 << 20)
+    finally:
+        await limited.close()
     # The first login has no predecessor; the second sees the first.
     assert status.find("PrevLogin") is None
     await call(client, "prefsStore", {}, new_settings(TimeZone="Asia/Tokyo"))
@@ -191,3 +200,32 @@ async def test_idle_timeout_session_option_closes_the_connection_sooner(
     started = time.monotonic()
     await asyncio.wait_for(client.closed.wait(), 10)
     assert 0.5 < time.monotonic() - started < 5
+
+
+async def test_read_status_reports_the_last_failed_login_of_known_accounts_only(
+    bridge_port: int, stack: devstack.DevStack, bridge: Bridge
+) -> None:
+    account = stack.new_account("failed")
+    first = await connect(bridge_port, account)  # the bridge now knows the account
+    await first.close()
+    started = time.time()
+    for user, password in ((account.address, "not-the-password"), ("nobody-here", "guess")):
+        client = await XimssClient.connect("127.0.0.1", bridge_port)
+        try:
+            refused = await client.request("login", {"authData": user, "password": password})
+            assert refused.error_num == "535"
+        finally:
+            await client.close()
+    client = await connect(bridge_port, account)
+    try:
+        (status,) = (await call(client, "readStatus", {})).of("currentStatus")
+        failed = status.find("LastFailedLogin")
+        assert failed is not None and failed.get("ip") == "127.0.0.1"
+        gmt = dt.datetime.strptime(failed.get("gmtTime", ""), "%Y%m%dT%H%M%S")
+        assert gmt.replace(tzinfo=dt.UTC).timestamp() >= int(started)
+    finally:
+        await client.close()
+    # A name the bridge never saw log in leaves nothing behind in the state store.
+    state = bridge.services.state
+    assert await state.get("ximss:login-failed:nobody-here@example.test") is None
+    assert await state.get(f"ximss:login-failed:{account.address}") is not None

@@ -8,6 +8,7 @@ import dataclasses
 import grp
 import imaplib
 import secrets
+import smtplib
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -80,9 +81,17 @@ async def test_signup_creates_an_account_that_logs_in(
     assert stat.S_IMODE(st.st_mode) == 0o640
     assert st.st_gid == grp.getgrnam("dovecot").gr_gid
     assert await imap_accepts(stack.ports.imap, address, "firstpw")
-    assert await ximss_login_works(bridge_port, address, "firstpw")
     # Not logged in by signup (spec): the connection is still before login.
     assert (await client.request("mailboxList")).error_num == "530"
+    # The session shows the real name given at signup.
+    assert (await client.login(address, "firstpw")).get("realName") == "New One"
+    # The new account receives mail at once (Postfix looks recipients up in the passwd-files).
+    with smtplib.SMTP("127.0.0.1", stack.ports.smtp) as smtp:
+        smtp.sendmail("someone@example.test", [address], f"Subject: welcome {name}\r\n\r\nhi\r\n")
+    new_account = devstack.Account(address, "firstpw", "New One")
+    assert (
+        text_of(await wait_for(stack.ports.imap, new_account, "INBOX", f"welcome {name}")) == "hi\n"
+    )
 
 
 async def test_signup_of_an_existing_or_bad_name_is_refused(

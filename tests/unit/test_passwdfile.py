@@ -108,6 +108,10 @@ async def test_signup_writes_one_file_per_user(provisioner: PasswdFileProvisione
     assert stat.S_IMODE(provisioner.directory.stat().st_mode) == 0o750
     assert [p.name for p in provisioner.directory.iterdir()] == ["alice"]  # no temp file left
     assert await provisioner.recover_password("alice@example.test") is None
+    assert await provisioner.real_name("alice@example.test") == "Alice A"
+    await provisioner.signup("nameless", "secret", None, None)
+    for unknown in ("nameless", "ghost", "../alice", "alice@elsewhere.test"):
+        assert await provisioner.real_name(unknown) is None
 
 
 async def test_signup_refuses_existing_and_path_tricks(provisioner: PasswdFileProvisioner) -> None:

@@ -155,13 +155,14 @@ async def finish_relayed(
     conv: Conversation, request: Request, pending: PendingSasl, response: bytes
 ) -> None:
     """Hand the client's answer to the backend's challenge over, and open the session."""
-    try:
-        store = await pending.exchange.finish(response)
-    except BaseException:
-        await pending.exchange.abort()
-        raise
     # CRAM-MD5's response is "<user> <digest>": the user is what the server just verified.
     user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
+    try:
+        store = await pending.exchange.finish(response)
+    except BaseException as exc:
+        await pending.exchange.abort()
+        await _note_failure(conv, exc, user, pending.domain)
+        raise
     await open_session(conv, request, store, user, pending.domain)
 
 
@@ -203,7 +204,11 @@ async def _password_login(
     if authzid and authzid != user:
         authz_name, authz_domain = split_account(authzid, backend.name)
         authz = f"{authz_name}@{authz_domain}"
-    store = await backend.mail.login(account, password, authz)
+    try:
+        store = await backend.mail.login(account, password, authz)
+    except BridgeError as exc:
+        await _note_failure(conv, exc, account, backend.name)
+        raise
     smtp = backend.settings.smtp
     # Submission authenticates as the user; an operator acting for someone else has no way to.
     submitter = SmtpSubmitter(smtp, account, password) if smtp.host and not authz else None
@@ -228,10 +233,13 @@ async def open_session(
         await store.close()
         raise
     http = conv.services.settings.http
+    real_name = backend.settings.real_names.get(name)
+    if real_name is None and backend.provisioner is not None:
+        real_name = await backend.provisioner.real_name(account)
     session = Session(
         account=account,
         domain=backend.name,
-        real_name=backend.settings.real_names.get(name),
+        real_name=real_name,
         mail=store,
         uploads=UploadSet(http.max_upload_bytes, http.max_uploads_total_bytes),
         transport=conv.transport,
@@ -250,6 +258,14 @@ async def open_session(
             {"urlID": session.url_id, "userName": session.account, "realName": session.real_name},
         )
     )
+
+
+async def _note_failure(conv: Conversation, exc: BaseException, user: str, domain: str) -> None:
+    """A refused password becomes the account's LastFailedLogin (other failures do not)."""
+    if isinstance(exc, BridgeError) and exc.kind is ErrorKind.AUTH_FAILED and user:
+        name, user_domain = split_account(user, domain)
+        if user_domain == domain:
+            await prefs.record_failed_login(conv, f"{name}@{domain}")
 
 
 def _id(request: Request) -> str:

@@ -25,6 +25,7 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -124,6 +125,10 @@ def _login_key(account: str) -> str:
     return f"ximss:login:{account}"
 
 
+def _failed_key(account: str) -> str:
+    return f"ximss:login-failed:{account}"
+
+
 def _address(peer: str) -> str:
     """The client address: TCP peers are "host:port", HTTP ones a bare address (v4 or v6)."""
     with contextlib.suppress(ValueError):
@@ -132,20 +137,40 @@ def _address(peer: str) -> str:
     return (host if colon else peer).strip("[]")
 
 
+def _moment(raw: bytes | None) -> tuple[float, str] | None:
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    return float(record["time"]), str(record["ip"])
+
+
 async def record_login(conv: Conversation, session: Session) -> None:
-    """Remember this login as the account's last one; the one before becomes PrevLogin."""
+    """Remember this login as the account's last one; the one before becomes PrevLogin, and
+    the last failed attempt (if any) LastFailedLogin."""
     state = conv.services.state
     key = _login_key(session.account)
     try:
-        raw = await state.get(key)
-        if raw is not None:
-            old = json.loads(raw)
-            session.prev_login = (float(old["time"]), str(old["ip"]))
+        session.prev_login = _moment(await state.get(key))
+        session.last_failed_login = _moment(await state.get(_failed_key(session.account)))
         now = {"time": session.created, "ip": _address(conv.peer)}
         await state.set(key, json.dumps(now).encode())
     except Exception:
         # Bookkeeping: a broken state store must not refuse the login.
         log.exception("session=%s could not record the login", session.url_id)
+
+
+async def record_failed_login(conv: Conversation, account: str) -> None:
+    """Remember a refused password for LastFailedLogin, but only for an account that has logged
+    in through the bridge before: anyone can try any name, and a record per guessed name would
+    let them fill the state store. So the records are bounded by the real accounts."""
+    state = conv.services.state
+    try:
+        if await state.get(_login_key(account)) is None:
+            return
+        now = {"time": time.time(), "ip": _address(conv.peer)}
+        await state.set(_failed_key(account), json.dumps(now).encode())
+    except Exception:
+        log.exception("could not record a failed login")
 
 
 async def on_login(conv: Conversation, session: Session) -> None:
@@ -213,17 +238,21 @@ async def read_status(conv: Conversation, request: Request) -> Outcome:
             if quota.limit is not None:
                 store["limit"] = str(quota.limit)
             xml.sub(status, "messageStore", store)
-    if session.prev_login is not None:
-        moment = dt.datetime.fromtimestamp(session.prev_login[0], dt.UTC)
-        xml.sub(
-            status,
-            "PrevLogin",
-            {
-                "gmtTime": format_time(moment),
-                "localTime": format_time(moment.astimezone(user_zone(conv))),
-                "ip": session.prev_login[1],
-            },
-        )
+    for tag, seen in (
+        ("PrevLogin", session.prev_login),
+        ("LastFailedLogin", session.last_failed_login),
+    ):
+        if seen is not None:
+            moment = dt.datetime.fromtimestamp(seen[0], dt.UTC)
+            xml.sub(
+                status,
+                tag,
+                {
+                    "gmtTime": format_time(moment),
+                    "localTime": format_time(moment.astimezone(user_zone(conv))),
+                    "ip": seen[1],
+                },
+            )
     conv.send(status)
     return Outcome.DONE
 
