@@ -8,7 +8,7 @@ mailboxes. Each adapter maps to its server's own naming. Every method raises onl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -262,6 +262,13 @@ class MailStore(Protocol):
         """Remove an identifier's element; idempotent. PERMISSION, NOT_FOUND, NOT_SUPPORTED."""
         ...
 
+    def watch_mailboxes(self, changed: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        """Report changes (messages added, removed, flags changed) in any of the user's own
+        mailboxes: `changed(name)` with the client-form name, about half a second after, several
+        changes possibly in one call. Returns the function that stops the reports. NOT_SUPPORTED
+        when the backend cannot (no NOTIFY, or no second connection for this login)."""
+        ...
+
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         """Call `handler` with the text of every alert the server sends (IMAP [ALERT]), at any
         time; the session shows it to the user. None stops the calls."""
@@ -405,4 +412,123 @@ class CredentialHolder(Protocol):
     def set_password(self, password: str) -> None:
         """Use this password for every later login; connections already open stay as they are.
         A handle logged in with someone else's credentials (a master user) ignores it."""
+        ...
+
+
+# --------------------------------------------------------------------------- calendars (CalDAV)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarInfo:
+    """One calendar collection. `href` is the server path (percent-decoded, ending in "/"), the
+    handle every CalendarStore method takes back; `name` its display name, or its last path
+    segment when it has none."""
+
+    href: str
+    name: str
+    # The account whose calendar home holds it (the user's own, or another's when shared).
+    owner: str
+    # Component types it accepts ("VEVENT", "VTODO"...); empty when the server does not say.
+    components: tuple[str, ...] = ()
+    # Whether the user may change its items; None when the server does not say.
+    writable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarResource:
+    """One calendar object resource: raw iCalendar text (CRLF line ends), never expanded.
+
+    `href` is its server path (percent-decoded); `etag` is opaque, quotes included, as the server
+    sent it ("" when the server gave none), and goes back unchanged to `put`/`delete`."""
+
+    href: str
+    etag: str
+    text: str
+
+
+class CalendarStore(Protocol):
+    """One authenticated user's calendars on a CalDAV server.
+
+    Calls may be made concurrently (the store bounds how many requests run at once). Each HTTP
+    request is bounded by the configured timeout (TIMEOUT); a server that cannot be reached is
+    BACKEND_UNAVAILABLE; credentials no longer accepted are AUTH_FAILED. Every method taking a
+    CalendarInfo may raise NOT_FOUND (the calendar went away) and PERMISSION. There is no
+    CONFLICT kind: a stale etag is BACKEND_REFUSED, with a detail saying the item changed."""
+
+    @property
+    def account(self) -> str:
+        """The login the store authenticates as (`name@domain`)."""
+        ...
+
+    async def calendars(self) -> list[CalendarInfo]:
+        """The calendars in the user's calendar home (discovered through the principal's
+        calendar-home-set), in href order. Not other users' calendars shared with the user."""
+        ...
+
+    async def default_calendar(self) -> CalendarInfo:
+        """The user's default calendar: the one whose display name or last path segment is the
+        configured default name ("Calendar"), created (for VEVENT and VTODO) when missing.
+        Idempotent, also when two sessions create it at once."""
+        ...
+
+    async def find(self, name: str) -> CalendarInfo | None:
+        """A calendar by display name or last path segment (display names win); None when
+        there is none. `~account@domain/Name` names another user's calendar, looked up in their
+        calendar home found by the server's path convention: PERMISSION when the server refuses
+        access, None when it does not exist. BAD_REQUEST for an empty name."""
+        ...
+
+    async def query(
+        self, calendar: CalendarInfo, start: datetime | None, end: datetime | None
+    ) -> list[CalendarResource]:
+        """Resources holding a VEVENT or VTODO that overlaps [start, end) (CalDAV time-range
+        semantics, recurrences included; a None bound is open), in href order, unexpanded.
+        Naive datetimes are taken as UTC."""
+        ...
+
+    async def by_uid(self, calendar: CalendarInfo, uid: str) -> list[CalendarResource]:
+        """Resources whose VEVENT or VTODO has exactly this UID (normally none or one)."""
+        ...
+
+    async def get(self, calendar: CalendarInfo, href: str) -> CalendarResource | None:
+        """One resource by href (a server path, or a name inside the calendar); None if gone."""
+        ...
+
+    async def put(
+        self, calendar: CalendarInfo, href: str | None, text: str, etag: str | None
+    ) -> CalendarResource:
+        """Store iCalendar text and return the resource as stored (its new etag).
+
+        `etag` None creates, failing if the href exists (If-None-Match: *; ALREADY_EXISTS);
+        an etag replaces only that version (If-Match; BACKEND_REFUSED when it changed). `href`
+        None names a new resource after the text's UID (`<safe-uid>.ics`). BAD_REQUEST for text
+        without a UID or refused as invalid, ALREADY_EXISTS when another resource holds the UID,
+        PERMISSION for a read-only calendar, QUOTA/LIMIT as the server says."""
+        ...
+
+    async def delete(self, calendar: CalendarInfo, href: str, etag: str | None) -> None:
+        """Delete a resource; with an etag only that version (BACKEND_REFUSED when it changed).
+        NOT_FOUND when it is gone."""
+        ...
+
+    async def sync_state(self, calendar: CalendarInfo) -> str:
+        """An opaque string that changes whenever the calendar's content changes (the sync-token,
+        else the getctag, else a digest of the members' etags). One PROPFIND normally."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connections; idempotent, never raises."""
+        ...
+
+
+class CalendarConnector(Protocol):
+    """Logs users in to one domain's CalDAV server (HTTP Basic with the mail credentials)."""
+
+    async def connect(self, username: str, password: str) -> CalendarStore:
+        """Authenticate and discover the user's calendar home. AUTH_FAILED,
+        BACKEND_UNAVAILABLE, TIMEOUT."""
+        ...
+
+    async def probe(self) -> None:
+        """Check the server answers HTTP (readiness). BACKEND_UNAVAILABLE, TIMEOUT."""
         ...

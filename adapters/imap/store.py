@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from adapters.imap import account as account_data
 from adapters.imap import acl as imap_acl
+from adapters.imap import notify
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.errors import ImapCommandFailed
 from adapters.imap.mailbox import ImapOpenMailbox
@@ -113,6 +114,18 @@ class ImapMailStore:
 
     def on_alert(self, handler: Callable[[str], None] | None) -> None:
         self._alert = handler
+
+    def watch_mailboxes(self, changed: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        # A connection of its own: only password logins can open one.
+        if self._reconnect is None:
+            raise notify.unsupported()
+
+        def reported(server_name: str) -> None:
+            name = self._ns.to_client(server_name)
+            if name is not None:
+                changed(name)
+
+        return notify.AccountNotifier(self._reconnect, reported).stop
 
     def _unsolicited(self, response: Untagged) -> None:
         # RFC 3501 7.1: an [ALERT] text must be shown to the user.

@@ -7,6 +7,7 @@ import string
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from adapters.protocols import MailStore, MailSubmitter
 from bridge.session.folders import Folders
@@ -21,6 +22,10 @@ def new_url_id() -> str:
     prefix = secrets.randbelow(900000) + 100000
     tail = "".join(secrets.choice(_URL_ALPHABET) for _ in range(24))
     return f"{prefix}-{tail}"
+
+
+class Stoppable(Protocol):
+    async def stop(self) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -50,7 +55,8 @@ class Session:
     # setClientName, setSessionOption.
     client_name: str | None = None
     idle_timeout: float | None = None  # overrides the transport's idle limit (TCP)
-    report_mailbox_changes: bool = False
+    # reportMailboxChanges: what sends the reports while the option is on.
+    mailbox_reports: Stoppable | None = None
 
     async def close(self) -> None:
         """Release what the session holds; the transport calls this when it ends."""
@@ -58,6 +64,8 @@ class Session:
             return
         self.closed = True
         self.uploads.clear()
+        if self.mailbox_reports is not None:
+            await self.mailbox_reports.stop()
         await self.folders.close_all()
         await self.mail.close()
 

@@ -229,3 +229,37 @@ async def test_read_status_reports_the_last_failed_login_of_known_accounts_only(
     state = bridge.services.state
     assert await state.get("ximss:login-failed:nobody-here@example.test") is None
     assert await state.get(f"ximss:login-failed:{account.address}") is not None
+
+
+async def test_report_mailbox_changes_sends_mailbox_messages_for_unopened_mailboxes(
+    logged_in: Client, stack: devstack.DevStack
+) -> None:
+    client, account = logged_in
+    other = BehindTheBack(stack.ports.imap, account)
+    await call(client, "mailboxCreate", {"mailbox": "Reported"})
+    view = ClientView(client, "inbox-view")
+    await view.open("INBOX", sortField="UID")
+    # The folder's watcher says "maybe changed" once as it starts; a sync re-arms the notify.
+    assert (await client.unsolicited(5)).tag == "folderReport"
+    await view.sync()
+    await call(client, "setSessionOption", {"name": "reportMailboxChanges", "value": "yes"})
+    await asyncio.sleep(0.3)  # the NOTIFY connection is set up in the background
+
+    await other.run("INBOX", "append", "Reported", message("one for Reported"))
+    seen = await client.unsolicited(5)
+    assert seen.tag == "mailbox" and seen.get("id") is None
+    assert seen.get("mailbox") == "Reported"
+    assert (seen.get("MESSAGES"), seen.get("UNSEEN")) == ("1", "1")
+
+    # The open folder's mailbox gets its folderReport notify, not a mailbox message.
+    await other.run("INBOX", "append", "INBOX", message("one for INBOX"))
+    seen = await client.unsolicited(5)
+    assert seen.tag == "folderReport" and seen.get("mode") == "notify"
+    await other.run("Reported", "store", "1", "+FLAGS", "(\\Seen)")
+    seen = await client.unsolicited(5)
+    assert (seen.tag, seen.get("mailbox"), seen.get("UNSEEN")) == ("mailbox", "Reported", "0")
+
+    await call(client, "setSessionOption", {"name": "reportMailboxChanges", "value": "no"})
+    await other.run("INBOX", "append", "Reported", message("unreported"))
+    with pytest.raises(TimeoutError):
+        await client.unsolicited(1.5)

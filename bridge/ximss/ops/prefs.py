@@ -14,7 +14,7 @@ Values are stored in the user's IMAP server as private server annotations (see
 adapters/imap/account.py); the session keeps a copy, read at login.
 
 setSessionOption takes `name` and `value` attributes: `idleTimeout` (seconds; cut to the
-configured maximum; TCP connections) and `reportMailboxChanges` (yes/no, remembered only).
+configured maximum; TCP connections) and `reportMailboxChanges` (yes/no; see mailbox_reports.py).
 setClientName takes a `name` attribute, remembered and logged.
 """
 
@@ -26,7 +26,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from adapters.protocols import AccountData
@@ -36,6 +36,7 @@ from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
+from bridge.ximss.ops.mailbox_reports import MailboxReports
 from bridge.ximss.ops.service import _zone_names, format_time, user_zone
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ async def read_status(conv: Conversation, request: Request) -> Outcome:
 MIN_IDLE_TIMEOUT = 1.0
 
 
-def _idle_timeout(conv: Conversation, session: Session, value: str) -> None:
+async def _idle_timeout(conv: Conversation, session: Session, value: str) -> None:
     try:
         seconds = float(value)
     except ValueError as exc:
@@ -272,14 +273,20 @@ def _idle_timeout(conv: Conversation, session: Session, value: str) -> None:
     session.idle_timeout = min(seconds, conv.services.settings.limits.max_idle_timeout)
 
 
-def _report_mailbox_changes(conv: Conversation, session: Session, value: str) -> None:
-    # Remembered only: the bridge does not send mailbox change notifications yet.
+async def _report_mailbox_changes(conv: Conversation, session: Session, value: str) -> None:
     if value.lower() not in ("yes", "no", "1", "0", "true", "false"):
         raise BridgeError(ErrorKind.BAD_REQUEST, "reportMailboxChanges must be yes or no")
-    session.report_mailbox_changes = value.lower() in ("yes", "1", "true")
+    wanted = value.lower() in ("yes", "1", "true")
+    if wanted and session.mailbox_reports is None:
+        reports = MailboxReports(conv, session)
+        reports.start()
+        session.mailbox_reports = reports
+    elif not wanted and session.mailbox_reports is not None:
+        running, session.mailbox_reports = session.mailbox_reports, None
+        await running.stop()
 
 
-SESSION_OPTIONS: dict[str, Callable[[Conversation, Session, str], None]] = {
+SESSION_OPTIONS: dict[str, Callable[[Conversation, Session, str], Awaitable[None]]] = {
     "idleTimeout": _idle_timeout,
     "reportMailboxChanges": _report_mailbox_changes,
 }
@@ -291,7 +298,7 @@ async def set_session_option(conv: Conversation, request: Request) -> Outcome:
     setter = SESSION_OPTIONS.get(name)
     if setter is None:
         raise BridgeError(ErrorKind.NOT_SUPPORTED, "unknown session option")
-    setter(conv, session, request.require("value"))
+    await setter(conv, session, request.require("value"))
     return Outcome.DONE
 
 
