@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from adapters.imap import account as account_data
@@ -140,8 +141,30 @@ class ImapMailStore:
     async def list_mailboxes(
         self, pattern: str, *, with_status: bool, with_class: bool
     ) -> list[MailboxInfo]:
-        client = await self.client()
         server_pattern = self.server_name(pattern)
+        # Dovecot learns which users share mailboxes with this one once per connection (at its
+        # first listing of the shared namespace): a mailbox shared later never lists there. A
+        # listing that reaches into other users' mailboxes runs on a new connection instead
+        # (password logins; about one login's cost).
+        if self._reconnect is not None and self._reaches_others(server_pattern):
+            fresh = await self._reconnect()
+            try:
+                return await self._list_on(fresh, server_pattern, with_status, with_class)
+            finally:
+                await fresh.close()
+        return await self._list_on(await self.client(), server_pattern, with_status, with_class)
+
+    def _reaches_others(self, server_pattern: str) -> bool:
+        prefix = self._ns.other_prefix
+        if not prefix:
+            return False
+        literal = re.split(r"[*%]", server_pattern, maxsplit=1)[0]
+        wildcard = literal != server_pattern
+        return literal.startswith(prefix) or (wildcard and prefix.startswith(literal))
+
+    async def _list_on(
+        self, client: ImapClient, server_pattern: str, with_status: bool, with_class: bool
+    ) -> list[MailboxInfo]:
         status_items = list(STATUS_ITEMS)
         if client.has("STATUS=SIZE"):
             status_items.append("SIZE")

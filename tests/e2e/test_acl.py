@@ -92,9 +92,7 @@ async def test_spec_acl_example(
     acl = await getacl(port, owner, "SharedNotes")
     assert set(acl) == {owner.address}
 
-    # Before any grant, B cannot open it. (B's bridge session does not look yet: Dovecot keeps
-    # a connection's view of the shared namespace, so a share made after that connection first
-    # listed it shows up only on a new connection.)
+    # Before any grant, B cannot open it.
     assert not await can_select(port, other, imap_shared)
 
     await a.call(
@@ -250,3 +248,25 @@ async def test_anyone_and_authenticated(
     elements = {e.get("pattern"): e.text for e in listing.of("mailboxACL")[0]}
     assert elements["anyone"] == "l" and elements["authenticated"] == "lrs"
     assert await can_select(stack.ports.imap, other, f"shared/{owner.address}/Public")
+
+
+async def test_a_mailbox_shared_later_lists_in_an_existing_session(
+    pair: tuple[XimssClient, devstack.Account, XimssClient, devstack.Account],
+) -> None:
+    a, owner, b, other = pair
+
+    async def listed(client: XimssClient, pattern: str) -> set[str]:
+        reply = await client.call("mailboxList", {"filter": pattern})
+        return {m.get("mailbox", "") for m in reply.of("mailbox")}
+
+    shared = f"~{owner.address}/Later"
+    # b lists first: Dovecot's connection then knows nobody shares anything with b.
+    assert shared not in await listed(b, "*")
+    await a.call("mailboxCreate", {"mailbox": "Later"})
+    await a.call(
+        "mailboxACLUpdate", {"mailbox": "Later"}, children=[_acl_elem(other.address, "lr")]
+    )
+    assert shared in await listed(b, "*")
+    assert shared in await listed(b, "~*")
+    # Listing only one's own mailboxes stays on the session's connection and finds no share.
+    assert not {name for name in await listed(b, "INBOX*") if name.startswith("~")}
