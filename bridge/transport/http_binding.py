@@ -141,11 +141,18 @@ class HttpState:
         self._sweeper = asyncio.create_task(self._sweep(), name="http-session-sweeper")
 
     async def _sweep(self) -> None:
-        timeout = self.services.settings.http.session_idle_timeout
+        default = self.services.settings.http.session_idle_timeout
         while True:
-            await asyncio.sleep(min(30.0, max(0.2, timeout / 4)))
+            # A session's setSessionOption idleTimeout replaces the listener's limit; a sweep
+            # a second (a walk over the bindings) notices one set meanwhile soon enough.
+            shortest = min(
+                (b.session.idle_timeout or default for b in self.bindings.values()),
+                default=default,
+            )
+            await asyncio.sleep(min(1.0, max(0.2, shortest / 4)))
             now = time.monotonic()
             for binding in list(self.bindings.values()):
+                timeout = binding.session.idle_timeout or default
                 idle = binding.polling == 0 and now - binding.last_used > timeout
                 if idle or binding.outbox.overflowed:
                     log.info(

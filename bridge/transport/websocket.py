@@ -54,7 +54,10 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     writing = asyncio.create_task(writer(), name="ws-writer")
     try:
         while not conversation.closing and not slow:
-            timeout = limits.idle_timeout if conversation.session else limits.login_timeout
+            session = conversation.session
+            timeout = limits.login_timeout
+            if session is not None:
+                timeout = session.idle_timeout or limits.idle_timeout
             try:
                 async with asyncio.timeout(timeout):
                     message = await ws.receive()

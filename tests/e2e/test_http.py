@@ -201,3 +201,14 @@ async def test_serialization_rules(http_url: str) -> None:
     assert not result.body.startswith("<?xml")
     assert "> <" not in result.body and ">\n<" not in result.body
     assert '<response id="x" errorText="unknown command" errorNum="500"/>' in result.body
+
+
+async def test_idle_timeout_session_option_ends_an_http_session_sooner(http_url: str) -> None:
+    session = await login(http_url)
+    body = '<XIMSS><setSessionOption id="1" name="idleTimeout" value="1"/></XIMSS>'
+    result = await curl("--data-binary", body, f"{http_url}/Session/{session}/sync")
+    assert result.body == '<XIMSS><response id="1"/></XIMSS>'
+    # Every request counts as activity: look only once the second has passed (plus a sweep).
+    await asyncio.sleep(2.5)
+    probe = await curl(f"{http_url}/Session/{session}/get?maxWait=0")
+    assert probe.status == 550
