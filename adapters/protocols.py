@@ -457,7 +457,7 @@ class CalendarStore(Protocol):
 
     @property
     def account(self) -> str:
-        """The login the store authenticates as (`name@domain`)."""
+        """The login the store authenticates as (`name@domain`, lower-cased)."""
         ...
 
     async def calendars(self) -> list[CalendarInfo]:
@@ -497,7 +497,8 @@ class CalendarStore(Protocol):
     async def put(
         self, calendar: CalendarInfo, href: str | None, text: str, etag: str | None
     ) -> CalendarResource:
-        """Store iCalendar text and return the resource as stored (its new etag).
+        """Store iCalendar text; return the resource with the server's new etag and the text
+        as sent (the server may store it reformatted: `get` shows what it keeps).
 
         `etag` None creates, failing if the href exists (If-None-Match: *; ALREADY_EXISTS);
         an etag replaces only that version (If-Match; BACKEND_REFUSED when it changed). `href`

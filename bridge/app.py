@@ -8,8 +8,9 @@ import logging
 import signal
 import sys
 
+from adapters.caldav import CalDavConnector
 from adapters.imap.auth import ImapAuthenticator
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, DomainSettings, Settings
 from bridge.services import DomainServices, Services
 from bridge.session.registry import SessionRegistry
 from bridge.transport.http import HttpListener
@@ -19,12 +20,22 @@ from bridge.transport.tls import server_context
 log = logging.getLogger("bridge")
 
 
+def _calendars(domain: DomainSettings) -> CalDavConnector | None:
+    caldav = domain.caldav
+    if not caldav.url:
+        return None
+    return CalDavConnector(
+        caldav.url, timeout=caldav.timeout, default_calendar=caldav.default_calendar
+    )
+
+
 def build_services(settings: Settings) -> Services:
     domains = {
         name.lower(): DomainServices(
             name=name.lower(),
             settings=domain,
             mail=ImapAuthenticator(name.lower(), domain.imap, settings.limits.backend_timeout),
+            calendars=_calendars(domain),
         )
         for name, domain in settings.domains.items()
     }
@@ -73,6 +84,7 @@ class Bridge:
         for session in self.services.sessions.all():
             await session.end()
             self.services.sessions.discard(session)
+        await self.services.calendar_pollers.stop()
         for name in self.services.domain_names:
             await self.services.domain(name).mail.close()
         await self.services.state.close()

@@ -188,6 +188,21 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CalDavSettings:
+    # Base URL of the CalDAV server (e.g. "http://127.0.0.1:5232/"); empty: this domain offers
+    # no calendars. Users log in with their mail credentials (HTTP Basic).
+    url: str = ""
+    timeout: float = 30.0
+    # Name of the calendar `calendarOpen mailbox="Calendar"` means (created when missing).
+    default_calendar: str = "Calendar"
+    # Seconds between checks of an open calendar for changes made elsewhere (one check per
+    # calendar, shared by every session that has it open) -> calendarReport mode="notify".
+    poll_seconds: float = 30.0
+    # Occurrences one findEvents may expand (a runaway rule stops there).
+    max_occurrences: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class ProvisioningSettings:
     # Where accounts are created and passwords changed: "" none (signup, recoverPassword and
     # passwordModify answer "not supported"), "passwd-file" Dovecot passwd-files, one per user.
@@ -208,6 +223,7 @@ class ProvisioningSettings:
 class DomainSettings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    caldav: CalDavSettings = field(default_factory=CalDavSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     # Account name -> real name, for the session's realName (IMAP has no directory of its own).
     real_names: Mapping[str, str] = field(default_factory=dict)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.passwdfile import PasswdFileProvisioner
-from adapters.protocols import MailAuthenticator, Provisioner
+from adapters.protocols import CalendarConnector, MailAuthenticator, Provisioner
 from bridge.config import DomainSettings, ProvisioningSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
+from bridge.session.calendar_watch import CalendarPollers
+from bridge.session.calendars import ItemIdRegistry
 from bridge.session.registry import SessionRegistry
 from bridge.state import Store
 from bridge.state.sqlite import SqliteStore
@@ -25,6 +27,8 @@ class DomainServices:
     # signup, passwordModify, recoverPassword; None: the domain offers none of them. Left None,
     # it is built from `settings.provisioning` when Services starts.
     provisioner: Provisioner | None = None
+    # Calendars (calendarOpen...); None: the domain has no CalDAV server.
+    calendars: CalendarConnector | None = None
 
 
 # provisioning.kind -> how to build it (the implementation is chosen by the config string).
@@ -49,6 +53,8 @@ class Services:
         self.sessions = sessions
         self.rows = RowCache(settings.cache.max_summaries)
         self.state: Store = SqliteStore(settings.state.path)
+        self.calendar_ids = ItemIdRegistry(self.state)
+        self.calendar_pollers = CalendarPollers()
         self._domains = {name.lower(): _with_provisioner(value) for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:

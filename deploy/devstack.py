@@ -6,8 +6,9 @@ Standard library only, so tests can load it by path without the bridge package::
     sys.path.insert(0, str(repo / "deploy"))
     import devstack
 
-Today it runs Dovecot (IMAP, LMTP, auth for Postfix) and Postfix (SMTP, submission with SASL
-through Dovecot, delivery by LMTP to Dovecot); Radicale, Kamailio and Redis will be added to
+Today it runs Dovecot (IMAP, LMTP, auth for Postfix), Postfix (SMTP, submission with SASL
+through Dovecot, delivery by LMTP to Dovecot) and Radicale (CalDAV, caldav_server.py); Kamailio
+and Redis will be added to
 :class:`DevStack`. Everything lives below one scratch folder ("root"), no system configuration
 (``/etc/dovecot``, ``/etc/postfix``) is read and the Debian system services are never touched.
 Must run as root (Dovecot drops to the ``vmail`` user for mail access, Postfix to ``postfix``).
@@ -26,6 +27,7 @@ import argparse
 import base64
 import contextlib
 import grp
+import importlib.util
 import itertools
 import math
 import os
@@ -46,10 +48,24 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_sibling(name: str) -> ModuleType:
+    """A module of deploy/ by path (tests load this file by path, without deploy/ on sys.path)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"devstack_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # before running it: its dataclasses look themselves up
+    spec.loader.exec_module(module)
+    return module
+
+
+caldav_server = _load_sibling("caldav_server")
 DEFAULT_ROOT = REPO / ".devstack"
 DEFAULT_DOMAIN = "example.test"
 DOVECOT_BIN = "/usr/sbin/dovecot"
@@ -76,10 +92,17 @@ class Ports:
     smtp: int = 10026  # Postfix, port-25 style: our domains only, no AUTH
     submission: int = 10587  # Postfix, AUTH required (SASL through Dovecot)
     recipients: int = 10027  # the stack's own tcp_table: which addresses have a mailbox
+    caldav: int = 5232  # Radicale
 
 
 DEFAULT_PORTS = Ports(
-    imap=10143, lmtp=10024, auth=10025, smtp=10026, submission=10587, recipients=10027
+    imap=10143,
+    lmtp=10024,
+    auth=10025,
+    smtp=10026,
+    submission=10587,
+    recipients=10027,
+    caldav=5232,
 )
 
 
@@ -111,9 +134,15 @@ def _check_ports_free(ports: Ports, names: Iterable[str] = ("imap", "lmtp", "aut
 
 def free_stack_ports() -> Ports:
     """A :class:`Ports` with every port free (for tests)."""
-    imap, lmtp, auth, smtp, submission, recipients = free_ports(6)
+    imap, lmtp, auth, smtp, submission, recipients, caldav = free_ports(7)
     return Ports(
-        imap=imap, lmtp=lmtp, auth=auth, smtp=smtp, submission=submission, recipients=recipients
+        imap=imap,
+        lmtp=lmtp,
+        auth=auth,
+        smtp=smtp,
+        submission=submission,
+        recipients=recipients,
+        caldav=caldav,
     )
 
 
@@ -1263,6 +1292,7 @@ class DevStack:
     dovecot: Dovecot = field(init=False)
     postfix: Postfix = field(init=False)
     recipients: RecipientLookup = field(init=False)
+    radicale: caldav_server.Radicale = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -1271,6 +1301,10 @@ class DevStack:
             self.root / "postfix", self.ports, (a.domain for a in self.dovecot.accounts.values())
         )
         self.recipients = RecipientLookup(self.dovecot.users_path, self.ports.recipients)
+        # Radicale checks logins against Dovecot's passwd-files: one list of accounts.
+        self.radicale = caldav_server.Radicale(
+            self.root / "radicale", self.ports.caldav, passwd_dir=self.dovecot.users_path
+        )
         self._counter = itertools.count(1)  # next() is atomic: safe from worker threads
 
     def start(self, *, seed: bool = True) -> None:
@@ -1282,16 +1316,20 @@ class DevStack:
             self.recipients.start()
             # After Dovecot: Postfix delivers to its LMTP port and authenticates through it.
             self.postfix.start()
+            self.radicale.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         try:
-            self.postfix.stop()
+            self.radicale.stop()
         finally:
-            self.recipients.stop()
-            self.dovecot.stop()
+            try:
+                self.postfix.stop()
+            finally:
+                self.recipients.stop()
+                self.dovecot.stop()
 
     def __enter__(self) -> Self:
         self.start()
@@ -1346,6 +1384,7 @@ class DevStack:
             ("LMTP", f"127.0.0.1:{self.ports.lmtp}", "delivery to Dovecot"),
             ("Dovecot auth", f"127.0.0.1:{self.ports.auth}", "SASL for Postfix"),
             ("Recipients", f"127.0.0.1:{self.ports.recipients}", "Postfix tcp_table of mailboxes"),
+            ("CalDAV", f"127.0.0.1:{self.ports.caldav}", "Radicale, HTTP Basic as the mail login"),
             ("SMTP", f"127.0.0.1:{self.ports.smtp}", "Postfix, our domains only, no AUTH"),
             (
                 "Submission",
@@ -1364,6 +1403,7 @@ class DevStack:
         out.append("")
         out.append(f"root {self.root}")
         out.append(f"logs {self.dovecot.log_path}\n     {self.postfix.log_path}")
+        out.append(f"     {self.radicale.log_path}")
         return "\n".join(out)
 
 
@@ -1411,6 +1451,11 @@ timeout = 30
 # signup and passwordModify write Dovecot's per-user passwd-files (the bridge runs as root
 # here, as the stack does); recoverPassword mails through the port-25 style SMTP port, which
 # takes mail for the stack's own addresses only.
+# Radicale: calendars, logged in to with the mail credentials.
+[domains."{DEFAULT_DOMAIN}".caldav]
+url = "http://127.0.0.1:{ports.caldav}/"
+poll_seconds = 2
+
 [domains."{DEFAULT_DOMAIN}".provisioning]
 kind = "passwd-file"
 directory = "{users_dir / DEFAULT_DOMAIN}"
@@ -1438,6 +1483,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--smtp-port", type=int, default=DEFAULT_PORTS.smtp)
         p.add_argument("--submission-port", type=int, default=DEFAULT_PORTS.submission)
         p.add_argument("--recipients-port", type=int, default=DEFAULT_PORTS.recipients)
+        p.add_argument("--caldav-port", type=int, default=DEFAULT_PORTS.caldav)
     p_conf.add_argument("--listen-port", type=int, default=11024)
     p_conf.add_argument("--http-port", type=int, default=8100)
     args = parser.parse_args(argv)
@@ -1448,6 +1494,7 @@ def main(argv: list[str] | None = None) -> int:
         smtp=args.smtp_port,
         submission=args.submission_port,
         recipients=args.recipients_port,
+        caldav=args.caldav_port,
     )
     if args.command == "config":
         sys.stdout.write(bridge_config_toml(ports, args.listen_port, http_port=args.http_port))

@@ -27,6 +27,7 @@ The example's scheme, applied to everything:
 - values of TEXT properties (SUMMARY, DESCRIPTION, LOCATION, X-..., anything VALUE=TEXT) are
   unescaped; values of the other types (dates, RRULE, durations, URIs, numbers...) stay as written.
 Only the first VCALENDAR of the text is shown; characters XML cannot carry are dropped.
+bridge/calendar/xcal_in.py reads the same shape back into iCalendar (DEFAULT_TYPES is shared).
 """
 
 from __future__ import annotations
@@ -41,15 +42,21 @@ XCAL_NS = "urn:ietf:params:xml:ns:xcal"
 # VCALENDAR > VTIMEZONE > STANDARD and VCALENDAR > VEVENT > VALARM are the deepest RFC 5545 goes;
 # this leaves room for X- components while bounding the tree built from one message part.
 MAX_COMPONENT_DEPTH = 8
-# RFC 5545 value types other than TEXT, by the property's default type (section 3.8).
-_NOT_TEXT = frozenset(
-    {
-        *("ATTACH", "ATTENDEE", "COMPLETED", "CREATED", "DTEND", "DTSTAMP", "DTSTART", "DUE"),
-        *("DURATION", "EXDATE", "EXRULE", "FREEBUSY", "GEO", "LAST-MODIFIED", "ORGANIZER"),
-        *("PERCENT-COMPLETE", "PRIORITY", "RDATE", "RECURRENCE-ID", "REPEAT", "RRULE", "SEQUENCE"),
-        *("TRIGGER", "TZOFFSETFROM", "TZOFFSETTO", "TZURL", "URL", "REFRESH-INTERVAL", "SOURCE"),
-    }
-)
+# The default value types of the properties that are not TEXT (RFC 5545 section 3.8, RFC 7986's
+# REFRESH-INTERVAL and SOURCE); xcal_in reads values back by the same table.
+DEFAULT_TYPES: dict[str, str] = {
+    **dict.fromkeys(("COMPLETED", "CREATED", "DTEND", "DTSTAMP", "DTSTART", "DUE"), "DATE-TIME"),
+    **dict.fromkeys(("EXDATE", "LAST-MODIFIED", "RDATE", "RECURRENCE-ID"), "DATE-TIME"),
+    **dict.fromkeys(("DURATION", "TRIGGER", "REFRESH-INTERVAL"), "DURATION"),
+    **dict.fromkeys(("ATTACH", "TZURL", "URL", "SOURCE"), "URI"),
+    **dict.fromkeys(("ATTENDEE", "ORGANIZER"), "CAL-ADDRESS"),
+    **dict.fromkeys(("PERCENT-COMPLETE", "PRIORITY", "REPEAT", "SEQUENCE"), "INTEGER"),
+    **dict.fromkeys(("RRULE", "EXRULE"), "RECUR"),
+    **dict.fromkeys(("TZOFFSETFROM", "TZOFFSETTO"), "UTC-OFFSET"),
+    "FREEBUSY": "PERIOD",
+    "GEO": "FLOAT",
+}
+_NOT_TEXT = frozenset(DEFAULT_TYPES)
 _ATTRIBUTE_NAMES = {"TZID": "tzid"}  # the spec's example writes this one parameter in lower case
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters.protocols import MailStore, MailSubmitter
+from bridge.session.calendars import Calendars
 from bridge.session.folders import Folders
 from bridge.session.uploads import UploadSet
 
@@ -43,6 +44,7 @@ class Session:
     created: float = field(default_factory=time.time)
     closed: bool = False
     folders: Folders = field(default_factory=Folders)
+    calendars: Calendars = field(default_factory=Calendars)
     # Set by the transport that carries the session: ends it from outside (KILL, killOld,
     # shutdown) the way the transport would, closing its connection or HTTP binding too.
     ender: Callable[[], Awaitable[None]] | None = None
@@ -67,6 +69,7 @@ class Session:
         if self.mailbox_reports is not None:
             await self.mailbox_reports.stop()
         await self.folders.close_all()
+        await self.calendars.close_all()
         await self.mail.close()
 
     async def end(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bridge.ximss.ops import (
     acl,
+    calendar,
     folder,
     login,
     mailbox,
@@ -14,6 +15,7 @@ from bridge.ximss.ops import (
     prefs,
     provisioning,
     reading,
+    scheduling,
     sending,
     service,
     speller,
@@ -80,4 +82,14 @@ OPERATIONS: dict[str, Operation] = {
     "SMIMEUnlock": Operation(sending.smime_unsupported, Phase.SESSION),
     "SMIMELock": Operation(sending.smime_unsupported, Phase.SESSION),
     "SMIMEModifyPassword": Operation(sending.smime_unsupported, Phase.SESSION),
+    # Calendars (CalDAV; iTIP mail through SMTP).
+    "calendarOpen": Operation(calendar.calendar_open, Phase.SESSION),
+    "calendarClose": Operation(calendar.calendar_close, Phase.SESSION),
+    "findEvents": Operation(calendar.find_events, Phase.SESSION),
+    "calendarRead": Operation(calendar.calendar_read, Phase.SESSION),
+    "calendarPublish": Operation(scheduling.calendar_publish, Phase.SESSION),
+    "calendarCancel": Operation(scheduling.calendar_cancel, Phase.SESSION),
+    "calendarUpdate": Operation(scheduling.calendar_update, Phase.SESSION),
+    "calendarAccept": Operation(scheduling.calendar_accept, Phase.SESSION),
+    "calendarDecline": Operation(scheduling.calendar_decline, Phase.SESSION),
 }

@@ -11,6 +11,7 @@ from adapters.protocols import MailStore, MailSubmitter
 from adapters.smtp.submit import SmtpSubmitter
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
+from bridge.session.calendars import CalendarLogin
 from bridge.session.session import Session
 from bridge.session.uploads import UploadSet
 from bridge.ximss import codec
@@ -213,6 +214,9 @@ async def _password_login(
     # Submission authenticates as the user; an operator acting for someone else has no way to.
     submitter = SmtpSubmitter(smtp, account, password) if smtp.host and not authz else None
     await open_session(conv, request, store, authz or account, backend.name, submitter)
+    if backend.calendars is not None and not authz and conv.session is not None:
+        # CalDAV takes the mail credentials; an operator acting for someone has none to give.
+        conv.session.calendars.login = CalendarLogin(backend.calendars, account, password)
 
 
 async def open_session(

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from adapters.protocols import AccountData
 from bridge import xml
+from bridge.calendar.zones import to_iana
 from bridge.config import Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
@@ -66,7 +67,8 @@ def _one_of(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _zone(value: str) -> str:
-    if value not in _zone_names():
+    # IANA names, and the CommuniGate names the spec uses ("NorthAmerica/Pacific"), kept as given.
+    if value not in _zone_names() and to_iana(value) is None:
         raise _bad("TimeZone")
     return value
 

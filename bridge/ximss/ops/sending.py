@@ -44,7 +44,7 @@ MDN_SENT = "$MDNSent"
 SEEN = "\\Seen"
 # The class a mailbox created by contactAppend gets (CommuniGate's name for contact folders).
 CONTACT_CLASS = "IPF.Contact"
-_HOSTNAME = socket.getfqdn() or "localhost"
+HOSTNAME = socket.getfqdn() or "localhost"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -82,7 +82,7 @@ def _internal_date(request: Request) -> dt.datetime | None:
 Resolver = Callable[[etree._Element], composer.Attachment]
 
 
-async def _resolved(conv: Conversation, email_: etree._Element) -> Resolver:
+async def resolve_attachments(conv: Conversation, email_: etree._Element) -> Resolver:
     """Fetch every upload and copied part the EMail names; compose then looks them up."""
     session = conv.require_session()
     found: dict[tuple[str, ...], composer.Attachment] = {}
@@ -147,7 +147,7 @@ def uid_of(text: str | None) -> int:
 async def _compose(conv: Conversation, email_: etree._Element, *, skip_bcc: bool) -> bytes:
     limits = conv.services.settings.limits
     return composer.compose(
-        email_, resolve=await _resolved(conv, email_), hostname=_HOSTNAME,
+        email_, resolve=await resolve_attachments(conv, email_), hostname=HOSTNAME,
         now=dt.datetime.now(dt.UTC), skip_bcc=skip_bcc, max_bytes=limits.max_message_bytes,
     )  # fmt: skip
 
@@ -276,7 +276,7 @@ async def message_redirect(conv: Conversation, request: Request) -> Outcome:
     resent = (
         f"Resent-From: {_sender(conv)}\r\n"
         f"Resent-Date: {email.utils.format_datetime(dt.datetime.now(dt.UTC))}\r\n"
-        f"Resent-Message-ID: <ximss-{secrets.token_hex(8)}@{_HOSTNAME}>\r\n"
+        f"Resent-Message-ID: <ximss-{secrets.token_hex(8)}@{HOSTNAME}>\r\n"
         f"Resent-To: {', '.join(recipients)}\r\n"
     ).encode()
     await submitter.submit(session.account, recipients, resent + original)
@@ -297,7 +297,7 @@ async def message_forward(conv: Conversation, request: Request) -> Outcome:
         email.header.Header(f"Fwd: {fields.decode_header(str(parsed.get('Subject', '')))}", "utf-8")
     )
     outer["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-    outer["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{_HOSTNAME}>"
+    outer["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{HOSTNAME}>"
     outer.attach(MIMEText("Forwarded message attached.\n", "plain", "utf-8"))
     outer.attach(MIMEMessage(parsed))
     await submitter.submit(session.account, recipients, outer.as_bytes())
@@ -330,10 +330,10 @@ async def message_confirm(conv: Conversation, request: Request) -> Outcome:
     subject = fields.decode_header(str(parsed.get("Subject", "")))
     report["Subject"] = str(email.header.Header(f"Read: {subject}", "utf-8"))
     report["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-    report["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{_HOSTNAME}>"
+    report["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{HOSTNAME}>"
     report.attach(MIMEText(f"The message sent to {session.account} was displayed.\n", "plain",
                            "utf-8"))  # fmt: skip
-    lines = [f"Reporting-UA: {_HOSTNAME}; ximss-bridge",
+    lines = [f"Reporting-UA: {HOSTNAME}; ximss-bridge",
               f"Final-Recipient: rfc822;{session.account}"]  # fmt: skip
     if parsed.get("Message-ID"):
         lines.append(f"Original-Message-ID: {parsed.get('Message-ID')}")
@@ -363,7 +363,7 @@ async def contact_append(conv: Conversation, request: Request) -> Outcome:
     item["From"] = _sender(conv)
     item["Subject"] = str(email.header.Header(name or "Contact", "utf-8"))
     item["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-    item["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{_HOSTNAME}>"
+    item["Message-ID"] = f"<ximss-{secrets.token_hex(8)}@{HOSTNAME}>"
     message = item.as_bytes(policy=email.policy.SMTP)
     limit = conv.services.settings.limits.max_message_bytes
     if len(message) > limit:

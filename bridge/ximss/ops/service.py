@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from bridge import xml
+from bridge.calendar.zones import known_zone_names, zone_for
 from bridge.errors import BridgeError, ErrorKind
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
@@ -44,10 +45,7 @@ def user_zone(conv: Conversation) -> dt.tzinfo:
     name = conv.services.settings.server.time_zone
     if conv.session is not None:
         name = conv.session.prefs.get("TimeZone", name)
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
+    return zone_for(name) or dt.UTC
 
 
 async def read_time(conv: Conversation, request: Request) -> Outcome:
@@ -72,6 +70,9 @@ def _zone_names() -> tuple[str, ...]:
 
 async def list_known_values(conv: Conversation, request: Request) -> Outcome:
     known = codec.data("knownValues", request.id)
+    # CommuniGate's zone names first (the spec's own examples use them), then every IANA one.
+    for name, _iana in known_zone_names():
+        xml.sub(known, "tzid", {"name": name})
     for zone in _zone_names():
         xml.sub(known, "tzid", {"name": zone})
     for charset in KNOWN_CHARSETS:

@@ -1,0 +1,1 @@
+"""Pure calendar core: iCalendar items, time zones and occurrences, with no I/O."""
