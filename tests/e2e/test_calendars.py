@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -18,6 +19,8 @@ from bridge.client import Reply, XimssClient
 from bridge.errors import BridgeError, ErrorKind
 from tests.conftest import devstack
 from tests.e2e.folderkit import call
+from tests.e2e.httpcheck import curl
+from tests.e2e.test_messages import wait_for
 
 XCAL = "urn:ietf:params:xml:ns:xcal"
 
@@ -318,3 +321,45 @@ async def test_a_signed_up_account_has_calendars_and_keeps_them_after_a_password
     with pytest.raises(BridgeError) as refused:
         await CalDavConnector(stack.radicale.url).connect(address, "first-pw")
     assert refused.value.kind is ErrorKind.AUTH_FAILED
+
+
+async def test_publish_attaches_uploads_and_cancels_for_dropped_attendees(
+    organizer: tuple[XimssClient, devstack.Account],
+    bridge_port: int,
+    stack: devstack.DevStack,
+    http_url: str,
+    tmp_path: Path,
+) -> None:
+    client, boss = organizer
+    kept, dropped = stack.new_account("calkept"), stack.new_account("caldrop")
+    session_id = client.session.get("urlID") if client.session is not None else ""
+    agenda = tmp_path / "agenda.pdf"
+    agenda.write_bytes(b"%PDF-1.4\n" + bytes(range(256)))
+    uploaded = await curl("-F", f"fileData=@{agenda};type=application/pdf",
+                          f"{http_url}/Session/{session_id}/UPLOAD/agenda")  # fmt: skip
+    assert uploaded.status == 200
+    uid = uuid.uuid4().hex
+
+    def item(*guests: devstack.Account) -> etree._Element:
+        lines = "".join(f"<attendee>mailto:{g.address}</attendee>" for g in guests)
+        return vevent(
+            f"<organizer>mailto:{boss.address}</organizer>{lines}<summary>Review {uid[:6]}</summary>"
+            "<dtstart>20261210T090000Z</dtstart><dtend>20261210T100000Z</dtend>",
+            uid=uid,
+        )
+
+    await call(client, "calendarPublish", {"calendar": "Main"}, item(kept, dropped),
+               xml.element("MIME", {"uploadID": "agenda"}))  # fmt: skip
+    store = await caldav(stack, boss)
+    (stored,) = await store.by_uid(await store.default_calendar(), f"{uid}@test")
+    unfolded = stored.text.replace("\r\n ", "")
+    assert "ATTACH;" in unfolded and "FMTTYPE=application/pdf" in unfolded
+    assert "FILENAME=agenda.pdf" in unfolded
+    for guest in (kept, dropped):
+        assert await wait_for(stack.ports.imap, guest, "INBOX", f"Invitation: Review {uid[:6]}")
+    # Published again without one attendee: a CANCEL to them, a new REQUEST to the other.
+    await call(client, "calendarPublish", {"calendar": "Main"}, item(kept))
+    cancel = await wait_for(stack.ports.imap, dropped, "INBOX", f"Cancelled: Review {uid[:6]}")
+    calendar_part = cancel.get_body(("calendar",))
+    assert calendar_part is not None and "METHOD:CANCEL" in calendar_part.get_content()
+    assert len(await store.by_uid(await store.default_calendar(), f"{uid}@test")) == 1
