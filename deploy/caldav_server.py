@@ -306,6 +306,19 @@ htpasswd_cache = False"""
             "collection: {user}/[^/]+",
             "permissions: rw",
             "",
+            "# Sharing by name: a calendar called for-<login> in anyone's home is <login>'s to read",
+            "# and change. To find it, everyone may look into every home (Radicale lists only the",
+            "# collections the looker may read).",
+            "[shared-by-name]",
+            "user: .+",
+            "collection: [^/]+/for-{user}",
+            "permissions: rw",
+            "",
+            "[other-homes]",
+            "user: .+",
+            "collection: [^/]+",
+            "permissions: R",
+            "",
         ]
         for n, share in enumerate(self.shares):
             user = _rule_literal(share.user.lower())

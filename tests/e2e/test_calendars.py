@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from lxml import etree
 
@@ -152,8 +153,15 @@ async def test_all_day_exdate_override_and_floating_events(
     # Floating: no zone and no Z means the user's zone at publish time (the spec's rule).
     await call(client, "calendarPublish", publish, vevent(
         "<summary>Lunch</summary><dtstart>20260710T123000</dtstart><dtend>20260710T133000</dtend>"))  # fmt: skip
+    task = icalendar(
+        f'<iCalendar xmlns="{XCAL}"><vCalendar version="2.0"><vtodo><uid>{uuid.uuid4()}</uid>'
+        "<summary>File report</summary><dtstart>20260711T080000</dtstart>"
+        "<due>20260711T100000</due></vtodo></vCalendar></iCalendar>"
+    )
+    await call(client, "calendarPublish", publish, task)
     found = await events(client, "20260630T000000", "20260712T000000")
     got = [(e.get("timeFrom"), e.get("duration"), e.findtext("summary")) for e in found]
+    assert ("20260711T080000", "7200", "File report") in got  # a task, from start to due
     assert (None, None, "Holiday") in got
     holiday = next(e for e in found if e.findtext("summary") == "Holiday")
     assert holiday.get("UID", "").isdigit()
@@ -363,3 +371,44 @@ async def test_publish_attaches_uploads_and_cancels_for_dropped_attendees(
     calendar_part = cancel.get_body(("calendar",))
     assert calendar_part is not None and "METHOD:CANCEL" in calendar_part.get_content()
     assert len(await store.by_uid(await store.default_calendar(), f"{uid}@test")) == 1
+
+
+async def test_another_users_calendar_shared_by_the_server(
+    organizer: tuple[XimssClient, devstack.Account],
+    bridge_port: int,
+    stack: devstack.DevStack,
+) -> None:
+    owner_client, owner = organizer
+    guest = stack.new_account("calshare")
+    # The dev stack's Radicale shares a calendar named for-<login> with that login.
+    shared = f"for-{guest.address}"
+    headers = {"Authorization": aiohttp.encode_basic_auth(owner.address, owner.password)}
+    async with aiohttp.ClientSession() as http:
+        url = f"{stack.radicale.url}{owner.address}/{shared}/"
+        made = await http.request("MKCALENDAR", url, headers=headers)
+        assert made.status == 201
+    await call(owner_client, "calendarOpen", {"calendar": "Theirs", "mailbox": shared})
+    await call(owner_client, "calendarPublish", {"calendar": "Theirs", "sendRequests": "no"},
+               vevent("<summary>Shared plan</summary><dtstart>20261105T120000Z</dtstart>"))  # fmt: skip
+    guest_client = await XimssClient.connect("127.0.0.1", bridge_port)
+    try:
+        await guest_client.login(guest.address, guest.password)
+        await call(guest_client, "calendarOpen",
+                   {"calendar": "Main", "mailbox": f"~{owner.address}/{shared}"})  # fmt: skip
+        found = await events(guest_client, "20261105T000000", "20261106T000000")
+        assert [e.findtext("summary") for e in found] == ["Shared plan"]
+        # Write access too: the owner sees what the guest adds.
+        await call(guest_client, "calendarPublish", {"calendar": "Main", "sendRequests": "no"},
+                   vevent("<summary>Guest note</summary><dtstart>20261105T150000Z</dtstart>"))  # fmt: skip
+        reply = await call(owner_client, "findEvents", {"calendar": "Theirs", "timeFrom": "20261105T000000",
+                                                        "timeTill": "20261106T000000"})  # fmt: skip
+        assert {e.findtext("summary") for e in reply.of("events")[0].iter("event")} == {
+            "Shared plan", "Guest note",
+        }  # fmt: skip
+        # The owner's default calendar stays private.
+        refused = await guest_client.request(
+            "calendarOpen", {"calendar": "Private", "mailbox": f"~{owner.address}/Calendar"}
+        )
+        assert refused.error_num is not None
+    finally:
+        await guest_client.close()
