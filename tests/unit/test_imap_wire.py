@@ -523,7 +523,9 @@ def test_parses_100k_fetch_lines_quickly() -> None:
     print(
         f"\n100k FETCH lines: best {min(timings):.3f} s, runs {', '.join(f'{t:.3f}' for t in timings)}"
     )
-    assert min(timings) < 1.0
+    # About 0.4 s on an idle machine, 1.3 s with other test runs beside it; a quadratic parser
+    # takes minutes. The bound catches that, not a busy machine.
+    assert min(timings) < 3.0
 
 
 # -- encoder -----------------------------------------------------------------------------------
