@@ -412,3 +412,31 @@ async def test_another_users_calendar_shared_by_the_server(
         assert refused.error_num is not None
     finally:
         await guest_client.close()
+
+
+async def test_declining_an_invitation_from_mail_replies_declined(
+    organizer: tuple[XimssClient, devstack.Account],
+    bridge_port: int,
+    stack: devstack.DevStack,
+) -> None:
+    boss_client, boss = organizer
+    guest = stack.new_account("caldecl")
+    guest_client = await XimssClient.connect("127.0.0.1", bridge_port)
+    try:
+        await guest_client.login(guest.address, guest.password)
+        tag = uuid.uuid4().hex[:6]
+        await call(boss_client, "calendarPublish", {"calendar": "Main"}, vevent(
+            f"<organizer>mailto:{boss.address}</organizer><attendee>mailto:{guest.address}</attendee>"
+            f"<summary>Offsite {tag}</summary><dtstart>20261215T090000Z</dtstart>"))  # fmt: skip
+        request = await invitation(guest_client, f"Invitation: Offsite {tag}")
+        # No calendar named: the invitation is only answered, nothing is stored or removed.
+        await call(guest_client, "calendarDecline", {}, request,
+                   xml.element("replyComment", text="Sorry, travelling"))  # fmt: skip
+        answer = await wait_for(stack.ports.imap, boss, "INBOX", f"Declined: Offsite {tag}")
+        calendar_part = answer.get_body(("calendar",))
+        assert calendar_part is not None
+        text = calendar_part.get_content().replace("\r\n ", "")
+        assert "METHOD:REPLY" in text and "PARTSTAT=DECLINED" in text
+        assert "COMMENT:Sorry\\, travelling" in text  # a TEXT value: the comma escaped
+    finally:
+        await guest_client.close()
