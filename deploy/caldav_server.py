@@ -306,9 +306,9 @@ htpasswd_cache = False"""
             "collection: {user}/[^/]+",
             "permissions: rw",
             "",
-            "# Sharing by name: a calendar called for-<login> in anyone's home is <login>'s to read",
-            "# and change. To find it, everyone may look into every home (Radicale lists only the",
-            "# collections the looker may read).",
+            "# Sharing by name: a calendar called for-<login> in anyone's home is <login>'s to",
+            "# read and change. To find it, everyone may look into every home (Radicale lists",
+            "# only the collections the looker may read).",
             "[shared-by-name]",
             "user: .+",
             "collection: [^/]+/for-{user}",
@@ -395,17 +395,8 @@ htpasswd_cache = False"""
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process we started and wait for it (it finishes running requests)."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Our own session (start_new_session): only the process we started is in it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout)
 
     def __enter__(self) -> Self:
         self.start()
@@ -435,6 +426,20 @@ htpasswd_cache = False"""
 
 # RADICALE_CONFIG would add config files; JOURNAL_STREAM makes Radicale log to the journal.
 _ENV_DROPPED = frozenset({"RADICALE_CONFIG", "JOURNAL_STREAM"})
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a server started in a session of its own (start_new_session) and wait; after
+    `timeout`, SIGKILL its session (only processes it started are in it)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _check_port_free(port: int) -> None:

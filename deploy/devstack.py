@@ -708,17 +708,8 @@ class Dovecot:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the master we started and wait (it takes its children down)."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Our own session (start_new_session): only processes we started are in it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            caldav_server.stop_process(proc, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

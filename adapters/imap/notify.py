@@ -15,14 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from adapters.imap.client import ImapClient
+from adapters.imap.watch import IDLE_SECONDS, keep_connected
 from adapters.imap.wire import Atom, Untagged
 from bridge.errors import BridgeError, ErrorKind
 
 log = logging.getLogger("adapters.imap")
 
 EVENTS = (Atom("MessageNew"), Atom("MessageExpunge"), Atom("FlagChange"))
-IDLE_SECONDS = 25 * 60  # RFC 2177: servers may end IDLE after 30 minutes
-RETRY_SECONDS = 2.0
 
 
 class AccountNotifier:
@@ -43,27 +42,18 @@ class AccountNotifier:
             self._changed(name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name))
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
-            client: ImapClient | None = None
-            try:
-                client = await self._connect()
-                if not client.has("NOTIFY"):
-                    log.info("the IMAP server has no NOTIFY: mailbox changes are not reported")
-                    return
-                client.on_unsolicited = self._event
-                await client.execute("NOTIFY", Atom("SET"), [Atom("personal"), list(EVENTS)])
-                self.ready.set()
-                while not self._stop.is_set() and not client.closed:
-                    await client.idle(self._stop, IDLE_SECONDS)
-            except BridgeError as exc:
-                log.info("mailbox change reports lost their connection (%s)", exc.kind.value)
-            finally:
-                if client is not None:
-                    await client.close()
-            if not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RETRY_SECONDS):
-                        await self._stop.wait()
+        await keep_connected(self._connect, self._watch, self._stop, "mailbox change reports")
+
+    async def _watch(self, client: ImapClient) -> None:
+        if not client.has("NOTIFY"):
+            log.info("the IMAP server has no NOTIFY: mailbox changes are not reported")
+            self._stop.set()
+            return
+        client.on_unsolicited = self._event
+        await client.execute("NOTIFY", Atom("SET"), [Atom("personal"), list(EVENTS)])
+        self.ready.set()
+        while not self._stop.is_set() and not client.closed:
+            await client.idle(self._stop, IDLE_SECONDS)
 
     async def stop(self) -> None:
         self._stop.set()

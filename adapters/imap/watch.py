@@ -20,6 +20,33 @@ IDLE_SECONDS = 25 * 60
 RETRY_SECONDS = 2.0
 
 
+async def keep_connected(
+    connect: Callable[[], Awaitable[ImapClient]],
+    use: Callable[[ImapClient], Awaitable[None]],
+    stop: asyncio.Event,
+    what: str,
+    on_lost: Callable[[], None] | None = None,
+) -> None:
+    """Run `use` on a connection of its own until `stop` is set, connecting again (after
+    RETRY_SECONDS) whenever the connection is lost; `on_lost` is told each time."""
+    while not stop.is_set():
+        client: ImapClient | None = None
+        try:
+            client = await connect()
+            await use(client)
+        except BridgeError as exc:
+            log.info("%s lost its connection (%s); retrying", what, exc.kind.value)
+        finally:
+            if client is not None:
+                await client.close()
+        if not stop.is_set():
+            if on_lost is not None:
+                on_lost()  # whatever happened while we were away counts as a change
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RETRY_SECONDS):
+                    await stop.wait()
+
+
 class MailboxWatcher:
     def __init__(self, server_name: str, connect: Callable[[], Awaitable[ImapClient]]) -> None:
         self.server_name = server_name
@@ -47,36 +74,29 @@ class MailboxWatcher:
                 callback()
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
-            client: ImapClient | None = None
-            try:
-                client = await self._connect()
-                client.on_unsolicited = self._event
-                # EXAMINE: read-only, so watching never takes \\Recent from the user.
-                # With CONDSTORE on, IDLE also reports a higher HIGHESTMODSEQ: the only trace a
-                # message added and expunged again between two pushes leaves.
-                modifier: list[Arg] = [[Atom("CONDSTORE")]] if client.has("CONDSTORE") else []
-                await client.execute(
-                    "EXAMINE", self.server_name, *modifier,
-                    wants=("EXISTS", "RECENT", "FLAGS", "OK"),
-                )  # fmt: skip
-                self.ready.set()
-                # A change between a folder's opening and this start would go unseen: say
-                # "maybe changed" once (the spec lets a server send a notify too many).
-                self._event(Untagged("EXISTS", None, None, "", []))
-                while not self._stop.is_set() and not client.closed:
-                    await client.idle(self._stop, IDLE_SECONDS)
-            except BridgeError as exc:
-                log.info("watcher of a mailbox lost its connection (%s); retrying", exc.kind.value)
-            finally:
-                if client is not None:
-                    await client.close()
-            if not self._stop.is_set():
-                # Whatever happened while we were away counts as a change.
-                self._event(Untagged("EXISTS", None, None, "", []))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RETRY_SECONDS):
-                        await self._stop.wait()
+        await keep_connected(
+            self._connect, self._watch, self._stop, "watcher of a mailbox", self._maybe_changed
+        )
+
+    def _maybe_changed(self) -> None:
+        self._event(Untagged("EXISTS", None, None, "", []))
+
+    async def _watch(self, client: ImapClient) -> None:
+        client.on_unsolicited = self._event
+        # EXAMINE: read-only, so watching never takes \\Recent from the user.
+        # With CONDSTORE on, IDLE also reports a higher HIGHESTMODSEQ: the only trace a
+        # message added and expunged again between two pushes leaves.
+        modifier: list[Arg] = [[Atom("CONDSTORE")]] if client.has("CONDSTORE") else []
+        await client.execute(
+            "EXAMINE", self.server_name, *modifier,
+            wants=("EXISTS", "RECENT", "FLAGS", "OK"),
+        )  # fmt: skip
+        self.ready.set()
+        # A change between a folder's opening and this start would go unseen: say
+        # "maybe changed" once (the spec lets a server send a notify too many).
+        self._maybe_changed()
+        while not self._stop.is_set() and not client.closed:
+            await client.idle(self._stop, IDLE_SECONDS)
 
     async def stop(self) -> None:
         self._stop.set()
