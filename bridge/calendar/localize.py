@@ -43,10 +43,10 @@ Resolver = Callable[[str | None], datetime.tzinfo]
 def localize(calendar: Calendar, items: list[Component], user_zone: datetime.tzinfo) -> None:
     """Rewrite the date-times of ``items`` (components of ``calendar``) to their true zones.
 
-    Raises ValueError for a VTIMEZONE that icalendar cannot turn into a time zone.
+    Raises what icalendar raises (ValueError and kin) for a VTIMEZONE it cannot build.
     """
     floating = _floating_zone(calendar, user_zone)
-    resolve = _resolver(calendar, floating)
+    resolve = zone_resolver(calendar, floating)
     for item in items:
         for name in _SINGLE_PROPERTIES:
             for prop in _occurrences_of(item, name):
@@ -66,7 +66,9 @@ def _floating_zone(calendar: Calendar, user_zone: datetime.tzinfo) -> datetime.t
     return user_zone if zone is None else zone
 
 
-def _resolver(calendar: Calendar, floating: datetime.tzinfo) -> Resolver:
+def zone_resolver(calendar: Calendar, floating: datetime.tzinfo) -> Resolver:
+    """TZID -> zone for this calendar alone: a known name, else its own VTIMEZONE, else
+    `floating` (also for no TZID). Never icalendar's process-wide cache of definitions."""
     definitions: dict[str, Timezone] = {}
     for sub in calendar.subcomponents:
         if isinstance(sub, Timezone) and "TZID" in sub:

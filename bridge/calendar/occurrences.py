@@ -16,9 +16,10 @@ placed in the user's zone. What it decides, so callers need not:
   out (RFC 5545 ties it to "each successive calendar date", which a window query cannot
   list); so is a VEVENT without DTSTART, which RFC 5545 does not allow. A VTODO with only a
   DUE occurs at its DUE with duration 0.
-* Malformed resources (not iCalendar, a broken RRULE, an end before its start, a VTIMEZONE
-  that cannot be built) are skipped whole and their hrefs returned in ``Expansion.skipped``,
-  in input order; the other resources are unaffected.
+* Malformed resources (not iCalendar, not a VCALENDAR, a broken RRULE or date, a
+  non-Gregorian CALSCALE) are skipped whole and their hrefs returned in
+  ``Expansion.skipped``, in input order; the other resources are unaffected. An end before
+  its start is not an error: recurring_ical_events swaps the two, and so do we.
 * Limits: ``max_occurrences`` caps the result and ``max_expansion`` caps the recurrence
   instances generated for one resource (from each DTSTART on, so a dense rule that began
   long before the window counts too). A resource whose rules would exceed either is expanded
@@ -93,8 +94,8 @@ class Expansion:
 
     occurrences: tuple[Occurrence, ...]
     skipped: tuple[str, ...]  # hrefs of resources that were not valid iCalendar
-    limited: tuple[str, ...]  # hrefs whose recurrences were cut short by max_expansion
-    truncated: bool  # a limit was reached: some occurrences in the window are missing
+    limited: tuple[str, ...]  # hrefs whose recurrences a limit cut short, in input order
+    truncated: bool  # a limit was reached: the occurrences are a prefix of the full answer
 
 
 def expand(

@@ -33,6 +33,7 @@ from icalendar import Calendar, Component, Timezone
 from icalendar.prop import vRecur
 from lxml import etree
 
+from bridge.calendar.localize import Resolver, zone_resolver
 from bridge.calendar.zones import to_iana, zone_for
 from bridge.errors import BridgeError, ErrorKind
 from bridge.mime.contentline import escape_value, fold_line, param_value
@@ -111,9 +112,10 @@ def xcal_to_calendar(elem: etree._Element, user_zone: zoneinfo.ZoneInfo) -> Cale
             cal.add(key, default)
     for key in sorted(writer.needed, reverse=True):
         cal.subcomponents.insert(0, Timezone.from_ical(_vtimezone(key)))
+    resolve = zone_resolver(cal, user_zone)
     for comp in cal.subcomponents:
         if comp.name != "VTIMEZONE":
-            _until_in_utc(comp)
+            _until_in_utc(comp, resolve)
     return cal
 
 
@@ -383,13 +385,19 @@ def _vtimezone(key: str) -> bytes:
     return text
 
 
-def _until_in_utc(comp: Component) -> None:
+def _until_in_utc(comp: Component, resolve: Resolver) -> None:
+    # The zone comes from this calendar's own definitions (zone_resolver): the tzinfo icalendar
+    # decoded may be another calendar's definition of the same TZID (its cache is process-wide).
     start = comp.get("DTSTART")
-    zone = getattr(getattr(start, "dt", None), "tzinfo", None)
+    value = getattr(start, "dt", None)
+    zone: dt.tzinfo | None = None
+    if type(value) is dt.datetime:
+        # Without TZID: UTC (Z), or floating (None), where UNTIL stays floating too.
+        zone = resolve(start.params["TZID"]) if "TZID" in start.params else value.tzinfo
     rules = comp.get("RRULE")
     for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
         until = rule.get("UNTIL")
         if zone is not None and until and type(until[0]) is dt.datetime and until[0].tzinfo is None:
             rule["UNTIL"] = [until[0].replace(tzinfo=zone).astimezone(dt.UTC)]
     for sub in comp.subcomponents:
-        _until_in_utc(sub)
+        _until_in_utc(sub, resolve)

@@ -37,7 +37,9 @@ Body: one MIME or copyMIME element (none: a header-only message), MIME-Version: 
   non-text leaf with no content (folderRead shows binary parts as metadata: copy them instead).
 - vCard elements in a text MIME element (the spec's Contacts section: type="text"
   subtype="directory", the default for such an element) become vCard text (`vcard.xml_to_vcard`).
-  iCalendar elements are NOT_SUPPORTED (no XML-to-text converter yet).
+  An iCalendar element in a text MIME element (default text/calendar) becomes iCalendar text
+  (`bridge.calendar.xcal_in`: zones settled, local times in `user_zone`), with the calendar's
+  METHOD as the Content-Type's `method` parameter (iMIP, RFC 6047).
 
 Errors: BAD_REQUEST for bad input, NOT_SUPPORTED for sign/encrypt (any value but "no") and file
 storage, LIMIT when the message would exceed `max_bytes` (checked as parts are made, before
@@ -53,11 +55,13 @@ import datetime as dt
 import email.utils
 import re
 import secrets
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
 
+from bridge.calendar.xcal_in import calendar_text, xcal_to_calendar
 from bridge.errors import BridgeError, ErrorKind
 from bridge.mime.headers import (
     ADDRESS,
@@ -77,7 +81,7 @@ from bridge.mime.vcard import xml_to_vcard
 MAX_MIME_DEPTH = 32  # nested MIME and enclosed EMail elements
 FLOWED_WIDTH = 76
 
-NOT_OFFERED = frozenset({"iCalendar"})  # no XML-to-text converter yet
+NOT_OFFERED: frozenset[str] = frozenset()
 DEFAULT_SUBTYPE = {"text": "plain", "multipart": "mixed"}
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")  # what getfqdn() may give
@@ -125,6 +129,7 @@ class _Context:
     resolve: Resolver
     max_bytes: int
     seed: str
+    user_zone: zoneinfo.ZoneInfo = field(default_factory=lambda: zoneinfo.ZoneInfo("UTC"))
     used: int = 0
     boundaries: int = 0
     generated: list[str] = field(default_factory=list)
@@ -153,6 +158,7 @@ def compose(
     message_id: str | None = None,
     boundary_seed: str | None = None,
     skip_bcc: bool = False,
+    user_zone: zoneinfo.ZoneInfo | None = None,
 ) -> bytes:
     """The message the EMail element describes, as RFC 5322 bytes with CRLF line ends."""
     if not _HOSTNAME.fullmatch(hostname):
@@ -175,6 +181,8 @@ def compose(
         raise ValueError("message_id must be <left@right>") from exc
     generated = [fold("Date", email.utils.format_datetime(now)), f"Message-ID: {message_id}"]
     context = _Context(resolve, max_bytes, seed, generated=generated)
+    if user_zone is not None:
+        context.user_zone = user_zone
     message = b"".join(_message(email_elem, context, 0, skip_bcc))
     if len(message) > max_bytes:
         raise BridgeError(ErrorKind.LIMIT, "message too large")
@@ -258,7 +266,13 @@ def _body(elem: etree._Element, context: _Context, depth: int) -> _Part:
             raise bad("a MIME part with uploadID has no content of its own")
         return _resolved(elem, context.resolve(elem), context, whole=False)
     cards = bool(children) and all(child.tag == "vCard" for child in children)
-    default = ("text", "directory") if cards else ("multipart", "mixed") if children else None
+    calendar = len(children) == 1 and _local_name(children[0]) == "iCalendar"
+    default = (
+        ("text", "directory") if cards
+        else ("text", "calendar") if calendar
+        else ("multipart", "mixed") if children
+        else None
+    )  # fmt: skip
     media = _media_type(elem) or default or ("text", "plain")
     if media[0] == "multipart":
         _no_loose_text(elem, "multipart MIME")
@@ -276,6 +290,13 @@ def _body(elem: etree._Element, context: _Context, depth: int) -> _Part:
         _no_loose_text(elem, "vCard MIME")
         text = "".join(xml_to_vcard(card) for card in children)
         children = []
+    if calendar and media[0] == "text":  # an invitation or reply composed by the client
+        _no_loose_text(elem, "iCalendar MIME")
+        cal = xcal_to_calendar(children[0], context.user_zone)
+        method = str(cal.get("METHOD", "")).strip()
+        return _inline(
+            elem, media, calendar_text(cal), context, [("method", method)] if method else []
+        )
     for child in children:
         if child.tag in NOT_OFFERED:
             raise BridgeError(ErrorKind.NOT_SUPPORTED, f"{child.tag} parts are not supported")
@@ -283,6 +304,10 @@ def _body(elem: etree._Element, context: _Context, depth: int) -> _Part:
     if media[0] != "text" and not text.strip():
         raise bad("MIME part has no content; attach it with uploadID or copyMIME")
     return _inline(elem, media, text, context)
+
+
+def _local_name(elem: etree._Element) -> str:
+    return etree.QName(elem).localname if isinstance(elem.tag, str) else ""
 
 
 def _multipart(elem: etree._Element, subtype: str, parts: list[_Part], context: _Context) -> _Part:
@@ -295,9 +320,15 @@ def _multipart(elem: etree._Element, subtype: str, parts: list[_Part], context: 
     return _Part(headers, body)
 
 
-def _inline(elem: etree._Element, media: tuple[str, str], text: str, context: _Context) -> _Part:
+def _inline(
+    elem: etree._Element,
+    media: tuple[str, str],
+    text: str,
+    context: _Context,
+    params: list[tuple[str, str]] | None = None,
+) -> _Part:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    params = []
+    params = list(params or [])
     if media == ("text", "plain") and (elem.get("format") or "").strip().lower() == "flowed":
         text = flow(text)
         params.append(("format", "flowed"))

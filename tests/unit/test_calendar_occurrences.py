@@ -422,6 +422,12 @@ def test_duration_defaults(lines: tuple[str, ...], duration: int) -> None:
     assert occurrence.duration == duration
 
 
+def test_an_end_before_the_start_is_read_swapped() -> None:
+    text = calendar(vevent("DTSTART:20240601T100000Z", "DTEND:20240601T090000Z"))
+    (occurrence,) = run(text, at(UTC, 2024, 6, 1), at(UTC, 2024, 6, 2)).occurrences
+    assert occurrence.start == at(UTC, 2024, 6, 1, 9) and occurrence.duration == 3600
+
+
 @pytest.mark.parametrize(
     ("window", "found"),
     [

@@ -648,8 +648,9 @@ def test_eight_bit_forwarded_message_is_labelled() -> None:
         ('<MIME type="multipart">text<MIME>x</MIME></MIME>', ErrorKind.BAD_REQUEST),
         ("<MIME><Foo/></MIME>", ErrorKind.BAD_REQUEST),
         ('<MIME type="text"><MIME>x</MIME></MIME>', ErrorKind.BAD_REQUEST),
-        ('<MIME type="text" subtype="calendar"><iCalendar><vCalendar/></iCalendar></MIME>',
-         ErrorKind.NOT_SUPPORTED),
+        ('<MIME type="text" subtype="calendar"><iCalendar><vCalendar><vevent>'
+         "<dtstart>soon</dtstart></vevent></vCalendar></iCalendar></MIME>", ErrorKind.BAD_REQUEST),
+        ("<MIME><iCalendar><vCalendar/></iCalendar>text</MIME>", ErrorKind.BAD_REQUEST),
         ('<MIME type="multipart"><vCard><FN>x</FN></vCard></MIME>', ErrorKind.BAD_REQUEST),
         ("<MIME><vCard>x</vCard>text</MIME>", ErrorKind.BAD_REQUEST),
         ("<MIME>a</MIME><MIME>b</MIME>", ErrorKind.BAD_REQUEST),
@@ -840,3 +841,20 @@ def test_random_trees_raise_only_bridge_errors(
     if skip_bcc:
         assert not re.search(rb"(?im)^bcc:", header)
     parse(raw)  # the email package reads it
+
+
+def test_an_icalendar_element_becomes_a_text_calendar_part_with_its_method() -> None:
+    invitation = (
+        '<MIME><iCalendar xmlns="urn:ietf:params:xml:ns:xcal"><vCalendar method="REQUEST">'
+        "<vevent><uid>42@x</uid><summary>Lunch, then talk</summary>"
+        '<dtstart tzid="NorthAmerica/Pacific">20261201T120000</dtstart>'
+        "<organizer>mailto:a@example.test</organizer><attendee>mailto:b@example.test</attendee>"
+        "</vevent></vCalendar></iCalendar></MIME>"
+    )
+    message = parse(compose(email_xml(invitation, "<Subject>Lunch</Subject>")))
+    assert message.get_content_type() == "text/calendar"
+    assert message.get_param("method") == "REQUEST"
+    text = text_of(message)
+    assert "METHOD:REQUEST" in text and "SUMMARY:Lunch\\, then talk" in text
+    assert "DTSTART;TZID=America/Los_Angeles:20261201T120000" in text
+    assert "BEGIN:VTIMEZONE" in text

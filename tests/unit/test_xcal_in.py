@@ -280,7 +280,26 @@ def test_a_zone_defined_in_the_element_is_kept_and_not_added_again() -> None:
     assert "DTSTART;TZID=NorthAmerica/Pacific:20240510T093000" in lines
     assert "DTSTART:19700101T000000" in lines  # the onset stays local: no TZID inside VTIMEZONE
     assert len(cal.timezones) == 1
-    assert event_of(cal).decoded("DTSTART").utcoffset() == dt.timedelta(hours=-8)
+    assert "TZOFFSETTO:-0800" in lines
+
+
+def test_a_local_until_uses_this_elements_zone_not_one_seen_before() -> None:
+    """icalendar caches VTIMEZONEs by TZID for the whole process: another user's definition of
+    the same name must not move this one's UNTIL."""
+
+    def element(offset: str) -> str:
+        return (
+            f"<iCalendar {NS}><vCalendar><vtimezone><tzid>Custom Zone</tzid>"
+            f"<standard><dtstart>19700101T000000</dtstart><tzoffsetfrom>{offset}</tzoffsetfrom>"
+            f"<tzoffsetto>{offset}</tzoffsetto></standard></vtimezone>"
+            '<vevent><uid>u</uid><dtstart tzid="Custom Zone">20240510T093000</dtstart>'
+            "<rrule>FREQ=DAILY;UNTIL=20240520T093000</rrule></vevent></vCalendar></iCalendar>"
+        )
+
+    first = publish(element("+0500"))
+    event_of(first).decoded("DTSTART")  # icalendar now holds +05:00 under "Custom Zone"
+    assert "RRULE:FREQ=DAILY;UNTIL=20240520T043000Z" in lines_of(first)
+    assert "RRULE:FREQ=DAILY;UNTIL=20240520T173000Z" in lines_of(publish(element("-0800")))
 
 
 def test_local_until_becomes_utc_in_the_start_zone() -> None:

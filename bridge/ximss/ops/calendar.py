@@ -21,7 +21,6 @@ master and overrides, so that it can be changed and published back.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import TYPE_CHECKING
 
 from adapters.protocols import CalendarInfo, CalendarResource, CalendarStore
@@ -32,7 +31,7 @@ from bridge.mime.xcal import ical_to_xcal
 from bridge.session.calendars import OpenCalendar
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
-from bridge.ximss.ops.service import TIME_FORMAT, format_time, user_zone
+from bridge.ximss.ops.service import TIME_FORMAT, format_time, user_zoneinfo
 
 if TYPE_CHECKING:
     from bridge.session.session import Session
@@ -41,11 +40,6 @@ if TYPE_CHECKING:
 
 # Open calendars one session may hold (each polls the server).
 MAX_OPEN_CALENDARS = 32
-
-
-def zone_of(conv: Conversation) -> zoneinfo.ZoneInfo:
-    zone = user_zone(conv)
-    return zone if isinstance(zone, zoneinfo.ZoneInfo) else zoneinfo.ZoneInfo("UTC")
 
 
 def parse_time(text: str | None, zone: dt.tzinfo, name: str) -> dt.datetime:
@@ -130,7 +124,7 @@ async def calendar_close(conv: Conversation, request: Request) -> Outcome:
 
 async def find_events(conv: Conversation, request: Request) -> Outcome:
     calendar = open_calendar(conv, request)
-    zone = zone_of(conv)
+    zone = user_zoneinfo(conv)
     start = parse_time(request.get("timeFrom"), zone, "timeFrom")
     end = parse_time(request.get("timeTill"), zone, "timeTill")
     if end < start:

@@ -37,8 +37,9 @@ from bridge.calendar.imip import imip_message
 from bridge.calendar.xcal_in import calendar_text, publishable, xcal_to_calendar
 from bridge.errors import BridgeError, ErrorKind
 from bridge.ximss.ops.base import Outcome
-from bridge.ximss.ops.calendar import calendar_store, item_of, open_calendar, zone_of
+from bridge.ximss.ops.calendar import calendar_store, item_of, open_calendar
 from bridge.ximss.ops.sending import HOSTNAME, resolve_attachments
+from bridge.ximss.ops.service import user_zoneinfo
 
 if TYPE_CHECKING:
     from bridge.ximss.codec import Request
@@ -174,7 +175,7 @@ def _me(conv: Conversation) -> str:
 async def calendar_publish(conv: Conversation, request: Request) -> Outcome:
     calendar = open_calendar(conv, request)
     now = dt.datetime.now(dt.UTC)
-    cal = publishable(_icalendar(request), zone_of(conv), hostname=HOSTNAME, now=now)
+    cal = publishable(_icalendar(request), user_zoneinfo(conv), hostname=HOSTNAME, now=now)
     await _attach(conv, request, cal)
     store = await calendar_store(conv)
     old = await _store_item(store, calendar.info, cal)
@@ -192,7 +193,7 @@ async def calendar_publish(conv: Conversation, request: Request) -> Outcome:
 async def _item_to_cancel(conv: Conversation, request: Request) -> tuple[str, Calendar | None]:
     element = _found_icalendar(request)
     if element is not None:
-        cal = xcal_to_calendar(element, zone_of(conv))
+        cal = xcal_to_calendar(element, user_zoneinfo(conv))
         return _uid(cal), cal
     calendar = open_calendar(conv, request)
     resource, _ = await item_of(conv, calendar, request.get("UID"))
@@ -222,7 +223,7 @@ async def calendar_cancel(conv: Conversation, request: Request) -> Outcome:
 
 async def calendar_update(conv: Conversation, request: Request) -> Outcome:
     calendar = open_calendar(conv, request)
-    answer = xcal_to_calendar(_icalendar(request), zone_of(conv))
+    answer = xcal_to_calendar(_icalendar(request), user_zoneinfo(conv))
     store = await calendar_store(conv)
     stored = await store.by_uid(calendar.info, _uid(answer))
     if not stored:
@@ -241,7 +242,7 @@ def _stored_form(cal: Calendar) -> Calendar:
 async def calendar_accept(conv: Conversation, request: Request) -> Outcome:
     calendar = open_calendar(conv, request)
     partstat = request.require("PARTSTAT").upper()
-    cal = xcal_to_calendar(_icalendar(request), zone_of(conv))
+    cal = xcal_to_calendar(_icalendar(request), user_zoneinfo(conv))
     if itip.kind(cal) in (itip.Method.CANCEL, itip.Method.REPLY):
         raise BridgeError(ErrorKind.BAD_REQUEST, "only a request or a published item is accepted")
     me = _me(conv)
@@ -258,7 +259,7 @@ async def calendar_accept(conv: Conversation, request: Request) -> Outcome:
 
 async def calendar_decline(conv: Conversation, request: Request) -> Outcome:
     session = conv.require_session()
-    cal = xcal_to_calendar(_icalendar(request), zone_of(conv))
+    cal = xcal_to_calendar(_icalendar(request), user_zoneinfo(conv))
     method = itip.kind(cal)
     if method is itip.Method.REPLY:
         raise BridgeError(ErrorKind.BAD_REQUEST, "a reply cannot be declined")

@@ -33,7 +33,7 @@ from bridge.views import flags as flag_names
 from bridge.ximss import codec, fields
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.folder import folder_of
-from bridge.ximss.ops.service import TIME_FORMAT
+from bridge.ximss.ops.service import TIME_FORMAT, user_zoneinfo
 
 if TYPE_CHECKING:
     from bridge.ximss.codec import Request
@@ -149,6 +149,7 @@ async def _compose(conv: Conversation, email_: etree._Element, *, skip_bcc: bool
     return composer.compose(
         email_, resolve=await resolve_attachments(conv, email_), hostname=HOSTNAME,
         now=dt.datetime.now(dt.UTC), skip_bcc=skip_bcc, max_bytes=limits.max_message_bytes,
+        user_zone=user_zoneinfo(conv),
     )  # fmt: skip
 
 

@@ -48,6 +48,12 @@ def user_zone(conv: Conversation) -> dt.tzinfo:
     return zone_for(name) or dt.UTC
 
 
+def user_zoneinfo(conv: Conversation) -> zoneinfo.ZoneInfo:
+    """user_zone as a ZoneInfo (what the calendar code takes), UTC when none is set."""
+    zone = user_zone(conv)
+    return zone if isinstance(zone, zoneinfo.ZoneInfo) else zoneinfo.ZoneInfo("UTC")
+
+
 async def read_time(conv: Conversation, request: Request) -> Outcome:
     now = dt.datetime.now(dt.UTC)
     conv.send(
