@@ -50,6 +50,9 @@ class CalendarPoller:
                 return await store.sync_state(self.info)
             except BridgeError as exc:
                 log.info("calendar poll failed (%s)", exc.kind.value)
+            except Exception:
+                # A bug must not end the polling of everyone's calendar silently.
+                log.exception("calendar poll failed unexpectedly")
         return None
 
     async def _run(self) -> None:
