@@ -533,3 +533,214 @@ class CalendarConnector(Protocol):
     async def probe(self) -> None:
         """Check the server answers HTTP (readiness). BACKEND_UNAVAILABLE, TIMEOUT."""
         ...
+
+
+# -- signalling (SIP) ----------------------------------------------------------------------------
+# Calls, instant messages and presence for a bound session. Bodies (SDP, PIDF, isComposing) are
+# opaque text here; the XIMSS side converts them. adapters/sip implements these.
+
+import enum  # noqa: E402  (kept with the signalling section it serves)
+
+
+class RegistrationState(enum.Enum):
+    UNREGISTERED = "unregistered"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    FAILED = "failed"  # retrying with back-off
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationStatus:
+    state: RegistrationState
+    status: int | None = None  # the last final response's code, None before any or on timeout
+    reason: str = ""
+    expires: int = 0  # seconds the registrar granted
+
+
+class CallState(enum.Enum):
+    CALLING = "calling"  # INVITE sent (outgoing) or received, no answer yet
+    EARLY = "early"  # a provisional response was sent or received
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class Provisional:
+    status: int
+    reason: str
+    sdp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    sdp: str | None  # the remote session description (answer, or offer in the ACK)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The call never connected: a final non-2xx, a timeout (408) or a CANCEL (487)."""
+
+    status: int
+    reason: str
+    contacts: tuple[str, ...] = ()  # 3xx redirect targets
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    by_remote: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteUpdate:
+    """The peer re-INVITEd with a new offer; we answered with our current description."""
+
+    sdp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReceived:
+    content_type: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequested:
+    """The peer sent REFER: the owner places the new call and reports with notify_transfer."""
+
+    target: str  # the Refer-To URI, with any ?Replaces=... kept
+    referred_by: str | None
+    replaces: str | None  # the Replaces header value an attended transfer carries
+
+
+@dataclass(frozen=True, slots=True)
+class TransferProgress:
+    """A NOTIFY about a REFER we sent: the sipfrag status line of the new call."""
+
+    status: int
+    reason: str
+    final: bool
+
+
+CallEvent = (
+    Provisional | Connected | Failed | Disconnected | RemoteUpdate | Dtmf | InfoReceived
+    | TransferRequested | TransferProgress
+)  # fmt: skip
+CallListener = Callable[[CallEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    sender: str  # From as name-addr text
+    recipient: str
+    content_type: str
+    body: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult:
+    """The final status of a request that is not a call (MESSAGE, PUBLISH...)."""
+
+    status: int
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A NOTIFY on one of our subscriptions."""
+
+    event: str
+    state: str  # active, pending, terminated
+    content_type: str | None
+    body: str
+    reason: str | None = None
+
+
+class SignalingCall(Protocol):
+    """One call, either direction. Events go to `listener` (buffered until one is set)."""
+
+    listener: CallListener | None
+    local_sdp: str | None
+    remote_sdp: str | None
+
+    @property
+    def call_id(self) -> str: ...
+
+    async def hangup(self) -> None:
+        """CANCEL or reject while ringing, BYE once connected; idempotent."""
+        ...
+
+    async def reinvite(self, sdp: str) -> str | None:
+        """New offer; returns the answer. BAD_REQUEST when not connected; the SIP status of a
+        refusal (491, 488) is on the raised error."""
+        ...
+
+    async def send_dtmf(self, digit: str, duration_ms: int = 160) -> None: ...
+
+    async def send_info(self, body: str, content_type: str) -> None: ...
+
+    async def transfer(self, target: str, *, replaces: str | None = None) -> None:
+        """REFER (blind, or attended with a Replaces value); progress as TransferProgress."""
+        ...
+
+    async def notify_transfer(self, status: int, reason: str, *, final: bool = True) -> None:
+        """Report the outcome of a transfer the peer asked for (TransferRequested)."""
+        ...
+
+
+class IncomingSignalingCall(SignalingCall, Protocol):
+    """An INVITE waiting for the owner: these answer at once (no network wait)."""
+
+    replaces: str | None
+
+    def provision(self, sdp: str | None = None) -> None: ...
+
+    def accept(self, sdp: str) -> None: ...
+
+    def reject(self, status: int = 486, reason: str | None = None) -> None: ...
+
+    def redirect(self, contacts: list[str], status: int = 302) -> None: ...
+
+
+class SignalingAgent(Protocol):
+    """The SIP user agent of one bound session. Every method raises only BridgeError."""
+
+    async def register(
+        self, expires: int = 600, on_state: Callable[[RegistrationStatus], None] | None = None
+    ) -> RegistrationStatus:
+        """Register and keep refreshing (and retrying after failures) until `unregister`;
+        returns the first outcome."""
+        ...
+
+    async def unregister(self) -> None: ...
+
+    def invite(
+        self, target: str, sdp: str, *, listener: CallListener | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> SignalingCall:  # fmt: skip
+        """Place a call; LIMIT when too many dialogs are open."""
+        ...
+
+    async def message(self, target: str, text: str, content_type: str = ...) -> RequestResult:
+        """MESSAGE; the final status whatever it is (404 unknown user, 408 timeout)."""
+        ...
+
+    async def publish(self, body: str, *, event: str = ..., content_type: str = ...,
+                      expires: int = ...) -> RequestResult: ...  # fmt: skip
+
+    async def unpublish(self, event: str = ...) -> None: ...
+
+    async def close(self) -> None:
+        """Hang up, unsubscribe, unpublish, unregister, release the transport."""
+        ...

@@ -7,9 +7,9 @@ Standard library only, so tests can load it by path without the bridge package::
     import devstack
 
 Today it runs Dovecot (IMAP, LMTP, auth for Postfix), Postfix (SMTP, submission with SASL
-through Dovecot, delivery by LMTP to Dovecot) and Radicale (CalDAV, caldav_server.py); Kamailio
-and Redis will be added to
-:class:`DevStack`. Everything lives below one scratch folder ("root"), no system configuration
+through Dovecot, delivery by LMTP to Dovecot), Radicale (CalDAV, caldav_server.py) and Kamailio
+(SIP registrar, proxy and presence, sip_servers.py); Redis will be added to :class:`DevStack`.
+Everything lives below one scratch folder ("root"), no system configuration
 (``/etc/dovecot``, ``/etc/postfix``) is read and the Debian system services are never touched.
 Must run as root (Dovecot drops to the ``vmail`` user for mail access, Postfix to ``postfix``).
 
@@ -66,6 +66,7 @@ def _load_sibling(name: str) -> ModuleType:
 
 
 caldav_server = _load_sibling("caldav_server")
+sip_servers = _load_sibling("sip_servers")
 DEFAULT_ROOT = REPO / ".devstack"
 DEFAULT_DOMAIN = "example.test"
 DOVECOT_BIN = "/usr/sbin/dovecot"
@@ -93,6 +94,7 @@ class Ports:
     submission: int = 10587  # Postfix, AUTH required (SASL through Dovecot)
     recipients: int = 10027  # the stack's own tcp_table: which addresses have a mailbox
     caldav: int = 5232  # Radicale
+    sip: int = 15060  # Kamailio, UDP and TCP
 
 
 DEFAULT_PORTS = Ports(
@@ -103,6 +105,7 @@ DEFAULT_PORTS = Ports(
     submission=10587,
     recipients=10027,
     caldav=5232,
+    sip=15060,
 )
 
 
@@ -143,6 +146,7 @@ def free_stack_ports() -> Ports:
         submission=submission,
         recipients=recipients,
         caldav=caldav,
+        sip=sip_servers.free_port_run(1),  # free for UDP too
     )
 
 
@@ -1284,6 +1288,7 @@ class DevStack:
     postfix: Postfix = field(init=False)
     recipients: RecipientLookup = field(init=False)
     radicale: caldav_server.Radicale = field(init=False)
+    kamailio: sip_servers.Kamailio = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -1295,6 +1300,12 @@ class DevStack:
         # Radicale checks logins against Dovecot's passwd-files: one list of accounts.
         self.radicale = caldav_server.Radicale(
             self.root / "radicale", self.ports.caldav, passwd_dir=self.dovecot.users_path
+        )
+        self.kamailio = sip_servers.Kamailio(
+            self.root / "kamailio",
+            self.ports.sip,
+            {a.address: a.password for a in self.dovecot.accounts.values()},
+            domain=DEFAULT_DOMAIN,
         )
         self._counter = itertools.count(1)  # next() is atomic: safe from worker threads
 
@@ -1308,19 +1319,25 @@ class DevStack:
             # After Dovecot: Postfix delivers to its LMTP port and authenticates through it.
             self.postfix.start()
             self.radicale.start()
+            self.kamailio.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        try:
-            self.radicale.stop()
-        finally:
+        # Each one stopped even when stopping another failed.
+        stoppers = (
+            self.kamailio.stop, self.radicale.stop, self.postfix.stop,
+            self.recipients.stop, self.dovecot.stop,
+        )  # fmt: skip
+        errors: list[BaseException] = []
+        for stop in stoppers:
             try:
-                self.postfix.stop()
-            finally:
-                self.recipients.stop()
-                self.dovecot.stop()
+                stop()
+            except BaseException as exc:  # the first is raised once all are stopped
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Self:
         self.start()
@@ -1338,6 +1355,7 @@ class DevStack:
         """Add an account: it can log in and receive mail over SMTP at once."""
         account = self.dovecot.add_account(name, password, real_name)
         self.postfix.add_domain(account.domain)
+        self.kamailio.add_user(account.address, password)
         return account
 
     def set_quota(self, user: str, limit: int | None) -> Account:
@@ -1376,6 +1394,7 @@ class DevStack:
             ("Dovecot auth", f"127.0.0.1:{self.ports.auth}", "SASL for Postfix"),
             ("Recipients", f"127.0.0.1:{self.ports.recipients}", "Postfix tcp_table of mailboxes"),
             ("CalDAV", f"127.0.0.1:{self.ports.caldav}", "Radicale, HTTP Basic as the mail login"),
+            ("SIP", f"127.0.0.1:{self.ports.sip}", "Kamailio, UDP and TCP, digest as user1"),
             ("SMTP", f"127.0.0.1:{self.ports.smtp}", "Postfix, our domains only, no AUTH"),
             (
                 "Submission",
@@ -1395,6 +1414,7 @@ class DevStack:
         out.append(f"root {self.root}")
         out.append(f"logs {self.dovecot.log_path}\n     {self.postfix.log_path}")
         out.append(f"     {self.radicale.log_path}")
+        out.append(f"     {self.kamailio.log_path}")
         return "\n".join(out)
 
 
@@ -1475,6 +1495,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--submission-port", type=int, default=DEFAULT_PORTS.submission)
         p.add_argument("--recipients-port", type=int, default=DEFAULT_PORTS.recipients)
         p.add_argument("--caldav-port", type=int, default=DEFAULT_PORTS.caldav)
+        p.add_argument("--sip-port", type=int, default=DEFAULT_PORTS.sip)
     p_conf.add_argument("--listen-port", type=int, default=11024)
     p_conf.add_argument("--http-port", type=int, default=8100)
     args = parser.parse_args(argv)
@@ -1486,6 +1507,7 @@ def main(argv: list[str] | None = None) -> int:
         submission=args.submission_port,
         recipients=args.recipients_port,
         caldav=args.caldav_port,
+        sip=args.sip_port,
     )
     if args.command == "config":
         sys.stdout.write(bridge_config_toml(ports, args.listen_port, http_port=args.http_port))

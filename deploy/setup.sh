@@ -17,9 +17,12 @@ APT_PACKAGES=(
     chromium        # headless browser check of the HTTP binding (tests/e2e/test_browser.py)
     postfix         # SMTP submission; the dev stack runs its own instance (postfix -c DIR)
     openssl         # the dev stack's self-signed certificate for Postfix's STARTTLS
-    # kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3
+    kamailio        # SIP registrar/proxy; the dev stack runs its own instance (kamailio -f CFG)
+    kamailio-presence-modules  # presence + presence_xml (PUBLISH/SUBSCRIBE/NOTIFY)
+    kamailio-sqlite-modules    # db_sqlite: the subscriber table for digest auth
+    sqlite3         # inspecting that table by hand (the dev stack writes it with Python's sqlite3)
+    baresip-core    # headless SIP far end for the tests (ctrl_tcp, aubridge)
     # redis-server
-    # baresip-core
 )
 # Python packages (Radicale too) come from pyproject.toml ("pip install -e .[dev]").
 # ---------------------------------------------------------------------------------------------
@@ -67,9 +70,12 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
-new_postfix=0
+new_services=()
+for service in kamailio; do
+    if [[ " ${missing[*]} " == *" $service "* ]]; then new_services+=("$service"); fi
+done
 if ! installed postfix && [[ " ${missing[*]} " == *" postfix "* ]]; then
-    new_postfix=1
+    new_services+=(postfix)
     # "No configuration": no /etc/postfix/main.cf, no questions, nothing for a system Postfix to
     # run with. The dev stack's instance has its own main.cf/master.cf (deploy/devstack.py).
     say "preseeding postfix: No configuration"
@@ -81,16 +87,16 @@ if ((${#missing[@]})); then
 else
     say "apt packages present: ${APT_PACKAGES[*]}"
 fi
-if ((new_postfix)); then
-    # policy-rc.d kept the system service from starting; keep it from starting at boot too. A
-    # Postfix that was installed before this script is left as its owner set it up.
-    say "disabling the system postfix service (the dev stack runs its own)"
+# policy-rc.d kept the system services from starting; keep them from starting at boot too. A
+# package that was installed before this script is left as its owner set it up.
+for service in "${new_services[@]}"; do
+    say "disabling the system $service service (the dev stack runs its own)"
     if [[ -d /run/systemd/system ]]; then
-        systemctl disable --quiet postfix.service || true
+        systemctl disable --quiet "$service.service" || true
     elif command -v update-rc.d >/dev/null; then
-        update-rc.d postfix disable >/dev/null 2>&1 || true
+        update-rc.d "$service" disable >/dev/null 2>&1 || true
     fi
-fi
+done
 
 # --- mail user (Dovecot refuses uid 0 for mail access) ----------------------------------------
 if ! id -u "$MAIL_USER" >/dev/null 2>&1; then
