@@ -642,6 +642,8 @@ class IncomingMessage:
     content_type: str
     body: str
     call_id: str
+    peer: str = ""  # the sender as user@host
+    peer_name: str | None = None  # the sender's display name
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,6 +705,8 @@ class IncomingSignalingCall(SignalingCall, Protocol):
     """An INVITE waiting for the owner: these answer at once (no network wait)."""
 
     replaces: str | None
+    peer: str  # the caller as user@host
+    peer_name: str | None  # the caller's display name
 
     def provision(self, sdp: str | None = None) -> None: ...
 
@@ -743,4 +747,24 @@ class SignalingAgent(Protocol):
 
     async def close(self) -> None:
         """Hang up, unsubscribe, unpublish, unregister, release the transport."""
+        ...
+
+
+class SignalingConnector(Protocol):
+    """A domain's SIP service: starts the user agent of a session that binds (signalBind)."""
+
+    def address(self, account: str) -> str:
+        """The user's SIP address of record (`sip:name@sip-domain`) for a mail account."""
+        ...
+
+    async def start(
+        self,
+        account: str,
+        password: str,
+        *,
+        display_name: str | None,
+        on_call: Callable[[IncomingSignalingCall], None],
+        on_message: Callable[[IncomingMessage], int | None],
+    ) -> SignalingAgent:
+        """A user agent with its transport open, not yet registered. BACKEND_UNAVAILABLE."""
         ...

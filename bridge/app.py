@@ -10,6 +10,7 @@ import sys
 
 from adapters.caldav import CalDavConnector
 from adapters.imap.auth import ImapAuthenticator
+from adapters.sip.connector import SipConnector
 from bridge.config import ConfigError, DomainSettings, Settings
 from bridge.services import DomainServices, Services
 from bridge.session.registry import SessionRegistry
@@ -36,6 +37,7 @@ def build_services(settings: Settings) -> Services:
             settings=domain,
             mail=ImapAuthenticator(name.lower(), domain.imap, settings.limits.backend_timeout),
             calendars=_calendars(domain),
+            signaling=SipConnector(domain.sip, name.lower()) if domain.sip.host else None,
         )
         for name, domain in settings.domains.items()
     }

@@ -203,6 +203,20 @@ class CalDavSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SipSettings:
+    # The SIP registrar and proxy (Kamailio in the dev stack); empty host: this domain offers no
+    # signalBind, calls, instant messages or presence. Users authenticate with the mail
+    # credentials (digest username: the address's local part, realm the SIP domain).
+    host: str = ""
+    port: int = 5060
+    transport: Literal["udp", "tcp"] = "udp"
+    # The SIP domain of the users' addresses (sip:user@<domain>); empty: the mail domain.
+    domain: str = ""
+    # Seconds a registration is asked to last (refreshed at half of what the registrar grants).
+    register_expires: int = 600
+
+
+@dataclass(frozen=True, slots=True)
 class ProvisioningSettings:
     # Where accounts are created and passwords changed: "" none (signup, recoverPassword and
     # passwordModify answer "not supported"), "passwd-file" Dovecot passwd-files, one per user.
@@ -224,6 +238,7 @@ class DomainSettings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     caldav: CalDavSettings = field(default_factory=CalDavSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     # Account name -> real name, for the session's realName (IMAP has no directory of its own).
     real_names: Mapping[str, str] = field(default_factory=dict)

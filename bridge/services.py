@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.passwdfile import PasswdFileProvisioner
-from adapters.protocols import CalendarConnector, MailAuthenticator, Provisioner
+from adapters.protocols import (
+    CalendarConnector,
+    MailAuthenticator,
+    Provisioner,
+    SignalingConnector,
+)
 from bridge.config import DomainSettings, ProvisioningSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.calendar_watch import CalendarPollers
@@ -29,6 +34,8 @@ class DomainServices:
     provisioner: Provisioner | None = None
     # Calendars (calendarOpen...); None: the domain has no CalDAV server.
     calendars: CalendarConnector | None = None
+    # signalBind, calls, IMs; None: the domain has no SIP server.
+    signaling: SignalingConnector | None = None
 
 
 # provisioning.kind -> how to build it (the implementation is chosen by the config string).

@@ -1467,6 +1467,12 @@ timeout = 30
 url = "http://127.0.0.1:{ports.caldav}/"
 poll_seconds = 2
 
+# Kamailio: registrar, proxy and presence for signalBind, calls, IMs.
+[domains."{DEFAULT_DOMAIN}".sip]
+host = "127.0.0.1"
+port = {ports.sip}
+transport = "udp"
+
 [domains."{DEFAULT_DOMAIN}".provisioning]
 kind = "passwd-file"
 directory = "{users_dir / DEFAULT_DOMAIN}"

@@ -154,6 +154,16 @@ class NameAddr:
         return SipUri.parse(self.uri)
 
     @property
+    def address(self) -> str:
+        """`user@host` of a sip: URI (what XIMSS calls a peer's E-mail address); other URIs
+        (tel:...) as written."""
+        try:
+            uri = self.sip_uri
+        except SipParseError:
+            return self.uri
+        return f"{uri.user}@{uri.host}" if uri.user else uri.host
+
+    @property
     def tag(self) -> str | None:
         return self.params.get("tag")
 

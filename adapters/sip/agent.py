@@ -278,6 +278,8 @@ class UserAgent:
             content_type=request.content_type or "text/plain",
             body=request.text,
             call_id=request.call_id,
+            peer=request.from_.address,
+            peer_name=request.from_.display,
         )
         status = self.on_message(message)
         self._respond(handle, status or 200)

@@ -30,6 +30,8 @@ class IncomingCall(Call):
         self.local_tag = new_tag()
         self.caller = request.from_
         self.callee = request.to
+        self.peer = self.caller.address
+        self.peer_name = self.caller.display
         self.replaces = request.headers.get("Replaces")
         self.referred_by = request.headers.get("Referred-By")
         self.remote_sdp = request.text if request.body else None

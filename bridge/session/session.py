@@ -12,6 +12,7 @@ from typing import Protocol
 from adapters.protocols import MailStore, MailSubmitter
 from bridge.session.calendars import Calendars
 from bridge.session.folders import Folders
+from bridge.session.signaling import SignalBinding
 from bridge.session.uploads import UploadSet
 
 _URL_ALPHABET = string.ascii_letters + string.digits
@@ -27,6 +28,19 @@ def new_url_id() -> str:
 
 class Stoppable(Protocol):
     async def stop(self) -> None: ...
+
+
+class Credentials:
+    """The password of a password login, for backends the session logs in to later (SIP at
+    signalBind). passwordModify gives it the new one (CredentialHolder)."""
+
+    __slots__ = ("password",)
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+
+    def set_password(self, password: str) -> None:
+        self.password = password
 
 
 @dataclass(slots=True, eq=False)
@@ -45,6 +59,10 @@ class Session:
     closed: bool = False
     folders: Folders = field(default_factory=Folders)
     calendars: Calendars = field(default_factory=Calendars)
+    # None for logins that gave the bridge no password (relayed CRAM-MD5, operator logins).
+    credentials: Credentials | None = None
+    # signalBind: the SIP user agent and calls; None while unbound.
+    signal: SignalBinding | None = None
     # Set by the transport that carries the session: ends it from outside (KILL, killOld,
     # shutdown) the way the transport would, closing its connection or HTTP binding too.
     ender: Callable[[], Awaitable[None]] | None = None
@@ -70,6 +88,9 @@ class Session:
             await self.mailbox_reports.stop()
         await self.folders.close_all()
         await self.calendars.close_all()
+        if self.signal is not None:
+            binding, self.signal = self.signal, None
+            await binding.close()
         await self.mail.close()
 
     async def end(self) -> None:

@@ -9,6 +9,7 @@ from bridge.ximss.ops import (
     acl,
     calendar,
     folder,
+    instant,
     login,
     mailbox,
     message,
@@ -18,6 +19,7 @@ from bridge.ximss.ops import (
     scheduling,
     sending,
     service,
+    signaling,
     speller,
     strings,
 )
@@ -92,4 +94,19 @@ OPERATIONS: dict[str, Operation] = {
     "calendarUpdate": Operation(scheduling.calendar_update, Phase.SESSION),
     "calendarAccept": Operation(scheduling.calendar_accept, Phase.SESSION),
     "calendarDecline": Operation(scheduling.calendar_decline, Phase.SESSION),
+    # Signaling (SIP user agent per bound session).
+    "signalBind": Operation(signaling.signal_bind, Phase.SESSION),
+    "signalUnbind": Operation(signaling.signal_unbind, Phase.SESSION),
+    "callStart": Operation(signaling.call_start, Phase.SESSION),
+    "callProvision": Operation(signaling.call_provision, Phase.SESSION),
+    "callAccept": Operation(signaling.call_accept, Phase.SESSION),
+    "callReject": Operation(signaling.call_reject, Phase.SESSION),
+    "callRedirect": Operation(signaling.call_redirect, Phase.SESSION),
+    "callKill": Operation(signaling.call_kill, Phase.SESSION),
+    "callSendDTMF": Operation(signaling.call_send_dtmf, Phase.SESSION),
+    "callUpdate": Operation(signaling.call_update, Phase.SESSION),
+    "callTransfer": Operation(signaling.call_transfer, Phase.SESSION),
+    # Instant messages (SIP MESSAGE).
+    "sendIM": Operation(instant.send_im, Phase.SESSION),
+    "closeIM": Operation(instant.close_im, Phase.SESSION),
 }

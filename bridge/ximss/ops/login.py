@@ -12,7 +12,7 @@ from adapters.smtp.submit import SmtpSubmitter
 from bridge import metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.calendars import CalendarLogin
-from bridge.session.session import Session
+from bridge.session.session import Credentials, Session
 from bridge.session.uploads import UploadSet
 from bridge.ximss import codec
 from bridge.ximss.ops import prefs
@@ -214,9 +214,11 @@ async def _password_login(
     # Submission authenticates as the user; an operator acting for someone else has no way to.
     submitter = SmtpSubmitter(smtp, account, password) if smtp.host and not authz else None
     await open_session(conv, request, store, authz or account, backend.name, submitter)
-    if backend.calendars is not None and not authz and conv.session is not None:
-        # CalDAV takes the mail credentials; an operator acting for someone has none to give.
-        conv.session.calendars.login = CalendarLogin(backend.calendars, account, password)
+    if not authz and conv.session is not None:
+        # CalDAV and SIP take the mail credentials; an operator acting for someone has none.
+        conv.session.credentials = Credentials(password)
+        if backend.calendars is not None:
+            conv.session.calendars.login = CalendarLogin(backend.calendars, account, password)
 
 
 async def open_session(

@@ -158,7 +158,8 @@ async def password_modify(conv: Conversation, request: Request) -> Outcome:
         # its store logs in with the operator's password (CredentialHolder: it ignores this).
         for other in conv.services.sessions.all():
             if other is session or other.account == session.account:
-                for holder in (other.submitter, other.mail, other.calendars.login):
+                holders = (other.submitter, other.mail, other.calendars.login, other.credentials)
+                for holder in holders:
                     if isinstance(holder, CredentialHolder):
                         holder.set_password(new)
     log.info("password changed for %s", session.account)

@@ -1,0 +1,346 @@
+"""Signaling section: signalBind, signalUnbind, callStart, callProvision, callAccept, callReject,
+callRedirect, callKill, callSendDTMF, callUpdate, callTransfer, and the asynchronous call
+messages, over the session's SIP user agent (adapters.protocols.SignalingAgent).
+
+signalBind starts a user agent for the session and REGISTERs it with the domain's SIP server
+(digest with the mail credentials); calls to the user then ring here as `callIncoming` with
+callLegs "inp1", "inp2"... Media never passes through the bridge: SDP goes between the client's
+XML presentation (bridge/ximss/sdp_xml.py) and the SIP messages. A peer is an E-mail address
+(`user@domain`: sip:user@domain), a SIP URI, or a bare name in the user's SIP domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from adapters.protocols import (
+    CallEvent,
+    Connected,
+    Disconnected,
+    Dtmf,
+    Failed,
+    IncomingSignalingCall,
+    Provisional,
+    RegistrationState,
+    RemoteUpdate,
+    TransferProgress,
+    TransferRequested,
+)
+from bridge.errors import BridgeError, ErrorKind
+from bridge.session.signaling import MAX_CALLS, CallLeg, Offers, SignalBinding
+from bridge.transport.tasks import TaskSet
+from bridge.ximss import codec, sdp_xml
+from bridge.ximss.ops.base import Outcome
+
+if TYPE_CHECKING:
+    from bridge.session.session import Session
+    from bridge.ximss.codec import Request
+    from bridge.ximss.conversation import Conversation
+
+log = logging.getLogger("bridge.ximss")
+
+# XIMSS sends '*' and '#' as 10 and 11 (the spec's callSendDTMF).
+DTMF_DIGITS = {str(n): str(n) for n in range(10)} | {"10": "*", "11": "#"}
+DTMF_CODES = {digit: code for code, digit in DTMF_DIGITS.items()}
+DTMF_CODES |= {"A": "12", "B": "13", "C": "14", "D": "15"}
+
+
+def tasks(session: Session) -> TaskSet:
+    """Background work of the binding (callUpdate, transfers, IM delivery), named and kept."""
+    bound = session.signal
+    if bound is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "signalBind first")
+    return bound.tasks
+
+
+def binding(conv: Conversation) -> SignalBinding:
+    found = conv.require_session().signal
+    if found is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "signalBind first")
+    return found
+
+
+def sip_target(conv: Conversation, peer: str) -> str:
+    """A peer as the client names it -> the SIP request URI."""
+    peer = peer.strip()
+    if not peer or any(c in peer for c in "<>\r\n \t\"'"):
+        raise BridgeError(ErrorKind.BAD_REQUEST, "a peer address is required")
+    if peer.lower().startswith(("sip:", "sips:", "tel:")):
+        return peer
+    if "@" in peer:
+        return f"sip:{peer}"
+    own = binding(conv).address  # sip:me@domain
+    return f"sip:{peer}@{own.partition('@')[2]}"
+
+
+def _sdp_body(request: Request) -> etree._Element | None:
+    for child in request.element:
+        if isinstance(child.tag, str):
+            return child
+    return None
+
+
+def _offer(offers: Offers, body: etree._Element, fallback_ip: str = "127.0.0.1") -> str:
+    version = offers.next()
+    return sdp_xml.sdp_for_sip(
+        body, session_id=offers.session_id, session_version=version, fallback_ip=fallback_ip
+    )
+
+
+def _required_offer(request: Request, offers: Offers) -> str:
+    body = _sdp_body(request)
+    if body is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "an SDP descriptor is required")
+    return _offer(offers, body)
+
+
+def _message(tag: str, leg: CallLeg, sdp: str | None = None, **attrs: str | None) -> etree._Element:
+    message = codec.data(tag, None, {"callLeg": leg.leg, **attrs})
+    if sdp:
+        try:
+            message.append(sdp_xml.sdp_for_client(sdp))
+        except BridgeError:
+            log.info("call %s: the peer's SDP cannot be shown", leg.leg)
+    return message
+
+
+def _op_failed(leg: CallLeg, text: str) -> etree._Element:
+    return codec.data("callOpFailed", None, {"callLeg": leg.leg, "errorText": text})
+
+
+def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
+    """What the agent's call events become for the client."""
+
+    def on_event(event: CallEvent) -> None:
+        send = conv.unsolicited
+        if isinstance(event, Provisional):
+            send(_message("callProvisioned", leg, event.sdp))
+        elif isinstance(event, Connected):
+            leg.connected = True
+            send(_message("callConnected", leg, event.sdp))
+        elif isinstance(event, Failed | Disconnected):
+            if leg.ended:
+                return
+            leg.ended = True
+            if isinstance(event, Failed):
+                attrs = {"signalCode": str(event.status), "errorText": event.reason or None}
+            else:
+                attrs = {"errorText": event.reason or None}
+            send(_message("callDisconnected", leg, **attrs))
+        elif isinstance(event, RemoteUpdate):
+            send(_message("callUpdated", leg, event.sdp))
+        elif isinstance(event, Dtmf):
+            send(
+                codec.data(
+                    "callDTMF",
+                    None,
+                    {"callLeg": leg.leg},
+                    text=DTMF_CODES.get(event.digit, event.digit),
+                )
+            )
+        elif isinstance(event, TransferProgress) and event.final:
+            if 200 <= event.status < 300:
+                tasks(conv.require_session()).spawn(leg.call.hangup(), "transferred")
+            else:
+                send(_op_failed(leg, event.reason or "transfer failed"))
+        elif isinstance(event, TransferRequested):
+            # A transfer the peer asks for: not offered yet (the client would have to place
+            # the new call); the REFER is answered as failed.
+            tasks(conv.require_session()).spawn(
+                leg.call.notify_transfer(603, "Declined"), "refer-declined"
+            )
+
+    return on_event
+
+
+def _on_call(conv: Conversation, session: Session) -> Callable[[IncomingSignalingCall], None]:
+    def incoming(call: IncomingSignalingCall) -> None:
+        bound = session.signal
+        if bound is None or session.closed:
+            call.reject(480, "Temporarily Unavailable")
+            return
+        leg = CallLeg(bound.new_incoming_name(), call, incoming=True, peer=call.peer)
+        try:
+            bound.add(leg)
+        except BridgeError:
+            call.reject(486, "Busy Here")
+            return
+        attrs = {"peer": call.peer, "peerName": call.peer_name or None}
+        conv.unsolicited(_message("callIncoming", leg, call.remote_sdp, **attrs))
+        call.listener = listener(conv, leg)
+
+    return incoming
+
+
+async def signal_bind(conv: Conversation, request: Request) -> Outcome:
+    session = conv.require_session()
+    if session.signal is not None:
+        raise BridgeError(ErrorKind.ALREADY_EXISTS, "already bound")
+    connector = conv.services.domain(session.domain).signaling
+    if connector is None or session.credentials is None:
+        detail = "signaling needs a SIP server for the domain and a password login"
+        raise BridgeError(ErrorKind.NOT_SUPPORTED, detail)
+    from bridge.ximss.ops import instant  # the IM handler lives with the IM operations
+
+    agent = await connector.start(
+        session.account, session.credentials.password, display_name=session.real_name,
+        on_call=_on_call(conv, session), on_message=instant.on_message(conv, session),
+    )  # fmt: skip
+    body = _sdp_body(request)
+    capabilities = sdp_xml.xml_to_sdp(body) if body is not None else None
+    settings = conv.services.domain(session.domain).settings.sip
+    try:
+        status = await agent.register(settings.register_expires)
+    except BaseException:
+        await agent.close()
+        raise
+    if status.state is not RegistrationState.REGISTERED:
+        await agent.close()
+        kind = (
+            ErrorKind.AUTH_FAILED
+            if status.status in (401, 403, 407)
+            else ErrorKind.BACKEND_UNAVAILABLE
+        )
+        raise BridgeError(
+            kind, f"registration failed: {status.status or ''} {status.reason}".strip()
+        )
+    session.signal = SignalBinding(agent, connector.address(session.account), capabilities)
+    return Outcome.DONE
+
+
+async def signal_unbind(conv: Conversation, request: Request) -> Outcome:
+    session = conv.require_session()
+    bound, session.signal = session.signal, None
+    if bound is not None:
+        await bound.close()
+    return Outcome.DONE
+
+
+async def call_start(conv: Conversation, request: Request) -> Outcome:
+    bound = binding(conv)
+    name = request.require("callLeg")
+    if name in bound.calls:
+        raise BridgeError(ErrorKind.ALREADY_EXISTS, "the callLeg is in use")
+    target = sip_target(conv, request.require("peer"))
+    offers = Offers()
+    sdp = _required_offer(request, offers)
+    if len(bound.calls) >= MAX_CALLS:
+        raise BridgeError(ErrorKind.LIMIT, "too many calls")
+    call = bound.agent.invite(target, sdp)
+    leg = CallLeg(name, call, incoming=False, peer=target, offers=offers)
+    call.listener = listener(conv, leg)  # events meanwhile were buffered
+    bound.add(leg)
+    return Outcome.DONE
+
+
+def _incoming(conv: Conversation, request: Request) -> tuple[CallLeg, IncomingSignalingCall]:
+    leg = binding(conv).leg(request.require("callLeg"))
+    call = leg.call
+    if not leg.incoming or leg.connected or leg.ended:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "not a ringing incoming call")
+    return leg, call  # type: ignore[return-value]
+
+
+async def call_provision(conv: Conversation, request: Request) -> Outcome:
+    leg, call = _incoming(conv, request)
+    body = _sdp_body(request)
+    call.provision(_offer(leg.offers, body) if body is not None else None)
+    return Outcome.DONE
+
+
+async def call_accept(conv: Conversation, request: Request) -> Outcome:
+    leg, call = _incoming(conv, request)
+    call.accept(_required_offer(request, leg.offers))
+    leg.connected = True
+    return Outcome.DONE
+
+
+async def call_reject(conv: Conversation, request: Request) -> Outcome:
+    leg, call = _incoming(conv, request)
+    code = request.get("signalCode") or "486"
+    if not code.isdigit() or not 400 <= int(code) <= 699:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "signalCode must be a SIP error code (400-699)")
+    call.reject(int(code))
+    leg.ended = True
+    return Outcome.DONE
+
+
+async def call_redirect(conv: Conversation, request: Request) -> Outcome:
+    leg, call = _incoming(conv, request)
+    targets = [sip_target(conv, to.text or "") for to in request.element.iter("To")]
+    if not targets:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "at least one To element is required")
+    call.redirect(targets)
+    leg.ended = True
+    return Outcome.DONE
+
+
+async def call_kill(conv: Conversation, request: Request) -> Outcome:
+    bound = binding(conv)
+    leg = bound.calls.pop(request.require("callLeg"), None)
+    if leg is None:
+        raise BridgeError(ErrorKind.NOT_FOUND, "unknown callLeg")
+    leg.ended = True
+    await leg.call.hangup()
+    return Outcome.DONE
+
+
+def _connected(conv: Conversation, request: Request) -> CallLeg:
+    leg = binding(conv).leg(request.require("callLeg"))
+    if not leg.connected or leg.ended:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "the call is not connected")
+    return leg
+
+
+async def call_send_dtmf(conv: Conversation, request: Request) -> Outcome:
+    leg = _connected(conv, request)
+    digit = DTMF_DIGITS.get((request.element.text or "").strip())
+    if digit is None:
+        raise BridgeError(ErrorKind.BAD_REQUEST, "DTMF codes are 0-11 (10 is *, 11 is #)")
+    await leg.call.send_dtmf(digit)
+    return Outcome.DONE
+
+
+async def call_update(conv: Conversation, request: Request) -> Outcome:
+    leg = _connected(conv, request)
+    sdp = _required_offer(request, leg.offers)
+
+    async def update() -> None:
+        try:
+            answer = await leg.call.reinvite(sdp)
+        except BridgeError as exc:
+            conv.unsolicited(_op_failed(leg, str(exc)))
+            return
+        conv.unsolicited(_message("callOpCompleted", leg, answer))
+
+    tasks(conv.require_session()).spawn(update(), f"update {leg.leg}")
+    return Outcome.DONE
+
+
+async def call_transfer(conv: Conversation, request: Request) -> Outcome:
+    bound = binding(conv)
+    leg = _connected(conv, request)
+    other_name = request.get("otherLeg")
+    if other_name:
+        other = bound.leg(other_name)
+        if not other.connected or other.ended or other is leg:
+            raise BridgeError(ErrorKind.BAD_REQUEST, "otherLeg must be another connected call")
+        transfer = getattr(leg.call, "transfer_attended", None)
+        if transfer is None:
+            raise BridgeError(ErrorKind.NOT_SUPPORTED, "attended transfer is not available")
+
+        async def attended() -> None:
+            try:
+                await transfer(other.call)
+            except BridgeError as exc:
+                conv.unsolicited(_op_failed(leg, str(exc)))
+
+        tasks(conv.require_session()).spawn(attended(), f"transfer {leg.leg}")
+        return Outcome.DONE
+    target = sip_target(conv, request.require("peer"))
+    await leg.call.transfer(target)
+    return Outcome.DONE

@@ -1,0 +1,167 @@
+"""Signaling and instant messages end to end: XIMSS sessions bound through the bridge to the dev
+stack's Kamailio, and a baresip far end (issue 8)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from bridge import xml
+from bridge.client import XimssClient
+from tests.conftest import devstack
+from tests.e2e.folderkit import call
+
+Pair = tuple[XimssClient, devstack.Account, XimssClient, devstack.Account]
+
+
+def sdp(port: int, ip: str = "127.0.0.1") -> etree._Element:
+    return xml.parse(
+        f'<sdp ip="[{ip}]"><media media="audio" protocol="RTP/AVP" ip="[{ip}]:{port}" '
+        'direction="sendrecv"><codec id="0" name="PCMU/8000"/>'
+        '<codec id="101" name="telephone-event/8000"/></media></sdp>'.encode()
+    )
+
+
+async def expect(
+    client: XimssClient, tag: str, match: Callable[[etree._Element], bool] = lambda _: True,
+    timeout: float = 10.0,
+) -> etree._Element:  # fmt: skip
+    """The next unsolicited message with this tag (others are skipped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await client.unsolicited(timeout)
+            if message.tag == tag and match(message):
+                return message
+
+
+async def bound_client(port: int, account: devstack.Account) -> XimssClient:
+    client = await XimssClient.connect("127.0.0.1", port)
+    await client.login(account.address, account.password)
+    await call(client, "signalBind", {}, sdp(4000))
+    return client
+
+
+@pytest.fixture
+async def pair(bridge_port: int, stack: devstack.DevStack) -> AsyncIterator[Pair]:
+    one, two = stack.new_account("sipa"), stack.new_account("sipb")
+    first = await bound_client(bridge_port, one)
+    second = await bound_client(bridge_port, two)
+    yield first, one, second, two
+    await first.close()
+    await second.close()
+
+
+async def test_call_between_two_sessions_with_dtmf_update_and_hangup(pair: Pair) -> None:
+    a, alice, b, bob = pair
+    await call(a, "callStart", {"callLeg": "out1", "peer": bob.address}, sdp(40000))
+    incoming = await expect(b, "callIncoming")
+    leg = incoming.get("callLeg", "")
+    assert incoming.get("peer") == alice.address
+    offered = incoming.find("sdp/media")
+    assert offered is not None and offered.get("ip") == "[127.0.0.1]:40000"
+
+    await call(b, "callProvision", {"callLeg": leg})
+    await expect(a, "callProvisioned", lambda m: m.get("callLeg") == "out1")
+    await call(b, "callAccept", {"callLeg": leg}, sdp(50000))
+    connected = await expect(a, "callConnected")
+    answered = connected.find("sdp/media")
+    assert answered is not None and answered.get("ip") == "[127.0.0.1]:50000"
+    assert [c.get("name") for c in answered.iter("codec")] == ["PCMU/8000", "telephone-event/8000"]
+
+    # DTMF both ways, with the spec's codes for * and #.
+    dtmf = xml.element("callSendDTMF", {"id": a.next_id(), "callLeg": "out1"}, "5")
+    assert (await a.send(dtmf)).ok
+    assert (await expect(b, "callDTMF")).text == "5"
+    back = xml.element("callSendDTMF", {"id": b.next_id(), "callLeg": leg}, "11")
+    assert (await b.send(back)).ok
+    assert (await expect(a, "callDTMF")).text == "11"
+
+    # A new description: the caller is told when it is done, the callee sees it.
+    await call(a, "callUpdate", {"callLeg": "out1"}, sdp(40002))
+    await expect(a, "callOpCompleted", lambda m: m.get("callLeg") == "out1")
+    updated = await expect(b, "callUpdated")
+    media = updated.find("sdp/media")
+    assert media is not None and media.get("ip") == "[127.0.0.1]:40002"
+
+    await call(a, "callKill", {"callLeg": "out1"})
+    await expect(b, "callDisconnected", lambda m: m.get("callLeg") == leg)
+    await call(b, "callKill", {"callLeg": leg})
+    # The identifier can be used again after callKill.
+    await call(a, "callStart", {"callLeg": "out1", "peer": bob.address}, sdp(40004))
+    again = await expect(b, "callIncoming")
+    await call(b, "callReject", {"callLeg": again.get("callLeg", ""), "signalCode": "486"})
+    gone = await expect(a, "callDisconnected")
+    assert gone.get("signalCode") == "486"
+    await call(a, "callKill", {"callLeg": "out1"})
+
+
+async def test_a_call_to_a_missing_user_is_disconnected_with_404(pair: Pair) -> None:
+    a, _, _, _ = pair
+    await call(a, "callStart", {"callLeg": "x", "peer": "nobody-here@example.test"}, sdp(41000))
+    gone = await expect(a, "callDisconnected")
+    assert gone.get("signalCode") == "404"
+    await call(a, "callKill", {"callLeg": "x"})
+
+
+async def test_instant_messages_with_composing_and_errors(
+    pair: Pair, bridge_port: int, stack: devstack.DevStack
+) -> None:
+    a, alice, b, bob = pair
+    typing = xml.element("sendIM", {"id": a.next_id(), "peer": bob.address})
+    xml.sub(typing, "composing")
+    assert (await a.send(typing)).ok
+    shown = await expect(b, "readIM")
+    assert shown.get("peer") == alice.address and shown.find("composing") is not None
+    text = xml.element("sendIM", {"id": a.next_id(), "peer": bob.address}, "Grüße 👋")
+    assert (await a.send(text)).ok
+    got = await expect(b, "readIM", lambda m: m.find("composing") is None)
+    assert got.text == "Grüße 👋" and got.get("peer") == alice.address
+    reply = xml.element("sendIM", {"id": b.next_id(), "peer": alice.address}, "hi back")
+    assert (await b.send(reply)).ok
+    assert (await expect(a, "readIM")).text == "hi back"
+    # Nobody is bound for this account: delivery fails, the sender gets errorIM with its text.
+    offline = stack.new_account("sipoff")
+    lost = xml.element("sendIM", {"id": a.next_id(), "peer": offline.address}, "anyone?")
+    assert (await a.send(lost)).ok
+    error = await expect(a, "errorIM")
+    assert error.get("peer") == offline.address and error.text == "anyone?"
+    assert error.get("errorNum") and error.get("errorText")
+    await call(a, "closeIM", {"peer": bob.address})
+
+
+async def test_calls_with_baresip(
+    bridge_port: int, stack: devstack.DevStack, tmp_path: Path
+) -> None:
+    me, far = stack.new_account("sipme"), stack.new_account("sipfar")
+    client = await bound_client(bridge_port, me)
+    port = devstack.sip_servers.free_port_run(3)
+    phone = devstack.sip_servers.Baresip(
+        tmp_path, "far", port,
+        (far.local, far.password, "example.test", f"127.0.0.1:{stack.ports.sip}"),
+    )  # fmt: skip
+    phone.start()
+    try:
+        phone.wait_registered()
+        # baresip answers by itself: connected, with its own SDP.
+        await call(client, "callStart", {"callLeg": "c1", "peer": far.address}, sdp(42000))
+        connected = await expect(client, "callConnected")
+        assert connected.find("sdp/media") is not None
+        await asyncio.to_thread(phone.wait_event, "CALL_ESTABLISHED")
+        await call(client, "callKill", {"callLeg": "c1"})
+        await asyncio.to_thread(phone.wait_event, "CALL_CLOSED")
+        # baresip calls us; we decline with 603.
+        await asyncio.to_thread(phone.dial, f"sip:{me.local}@example.test")
+        incoming = await expect(client, "callIncoming")
+        assert incoming.get("peer") == far.address
+        leg = incoming.get("callLeg", "")
+        await call(client, "callReject", {"callLeg": leg, "signalCode": "603"})
+        closed = await asyncio.to_thread(phone.wait_event, "CALL_CLOSED")
+        assert "603" in str(closed) or "Decline" in str(closed)
+        await call(client, "callKill", {"callLeg": leg})
+    finally:
+        phone.stop()
+        await client.close()
