@@ -214,6 +214,9 @@ class SipSettings:
     domain: str = ""
     # Seconds a registration is asked to last (refreshed at half of what the registrar grants).
     register_expires: int = 600
+    # Seconds between checks that the registrar still knows a bound session (an OPTIONS to the
+    # user's own address); a registrar that restarted is registered with again at once.
+    registration_check_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1472,6 +1472,7 @@ poll_seconds = 2
 host = "127.0.0.1"
 port = {ports.sip}
 transport = "udp"
+registration_check_seconds = 2
 
 [domains."{DEFAULT_DOMAIN}".provisioning]
 kind = "passwd-file"

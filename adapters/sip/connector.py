@@ -36,5 +36,6 @@ class SipConnector:
             proxy=(self.settings.host, self.settings.port),
             transport=self.settings.transport,
             display_name=display_name,
+            registration_check=self.settings.registration_check_seconds,
         )
         return await UserAgent.start(config, on_call=on_call, on_message=on_message)

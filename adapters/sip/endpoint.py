@@ -42,6 +42,8 @@ class UaConfig:
     local_host: str = "127.0.0.1"
     local_port: int = 0
     user_agent: str = "ximss-bridge"
+    # Seconds between checks that the registrar still knows us (0: none; see registration.py).
+    registration_check: float = 0.0
     timers: Timers = DEFAULT_TIMERS
     limits: SipLimits = DEFAULT_LIMITS
 

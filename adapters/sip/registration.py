@@ -46,6 +46,10 @@ def granted_expires(response: Response, contact_uri: str, asked: int) -> int:
     return header if header is not None else asked
 
 
+# What a proxy answers for an address of record with no registered contact.
+FORGOTTEN = frozenset({404, 480})
+
+
 class Registration:
     def __init__(self, endpoint: Endpoint, expires: int, on_state: StateSink | None) -> None:
         self.endpoint = endpoint
@@ -56,6 +60,7 @@ class Registration:
         self._tag = new_tag()
         self._cseq = 0
         self._task: asyncio.Task[None] | None = None
+        self._check: asyncio.Task[None] | None = None
         self._first: asyncio.Future[RegistrationStatus] | None = None
         self._wake = asyncio.Event()
 
@@ -81,6 +86,11 @@ class Registration:
         on retrying after a failure."""
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"sip-register {self.endpoint.aor.uri}")
+        interval = self.endpoint.config.registration_check
+        if interval > 0:
+            self._check = asyncio.create_task(
+                self._watch(interval), name=f"sip-register-check {self.endpoint.aor.uri}"
+            )
         return await self._first
 
     def refresh_now(self) -> None:
@@ -126,8 +136,31 @@ class Registration:
             except TimeoutError:
                 pass
 
+    async def _watch(self, interval: float) -> None:
+        """A registrar that restarted has forgotten us, and says nothing until our next refresh
+        (minutes away). So ask it now and then: an OPTIONS to our own address of record comes
+        back to us while we are registered, and gets 404/480 from the proxy once we are not."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.status.state is not RegistrationState.REGISTERED:
+                continue
+            request = self.endpoint.out_of_dialog("OPTIONS", str(self.endpoint.aor.uri))
+            try:
+                _, response = await self.endpoint.send(request)
+            except errors.SipError as exc:
+                status = exc.status
+            else:
+                status = response.status
+            if status in FORGOTTEN:
+                log.info("registrar forgot %s (%s): again", self.endpoint.aor.uri, status)
+                self.refresh_now()
+
     async def stop(self, *, unregister: bool = True) -> None:
         """Stop refreshing and (by default) remove the contact with Expires: 0."""
+        check, self._check = self._check, None
+        if check is not None:
+            check.cancel()
+            await asyncio.wait([check])
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -40,6 +40,8 @@ class CallLeg:
     connected: bool = False
     ended: bool = False  # callDisconnected was sent; the leg waits for callKill
     offers: Offers = field(default_factory=Offers)
+    # An attended transfer in progress joins this call's peer to the peer of `joining`.
+    joining: CallLeg | None = None
 
 
 @dataclass(eq=False)

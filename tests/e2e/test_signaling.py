@@ -165,3 +165,84 @@ async def test_calls_with_baresip(
     finally:
         phone.stop()
         await client.close()
+
+
+def phones(
+    stack: devstack.DevStack, root: Path, *names: str
+) -> list[tuple[devstack.Account, object]]:
+    """Auto-answering baresip far ends with fresh accounts."""
+    made = []
+    for name in names:
+        account = stack.new_account(name)
+        port = devstack.sip_servers.free_port_run(3)
+        phone = devstack.sip_servers.Baresip(
+            root, name, port,
+            (account.local, account.password, "example.test", f"127.0.0.1:{stack.ports.sip}"),
+        )  # fmt: skip
+        phone.start()
+        phone.wait_registered()
+        made.append((account, phone))
+    return made
+
+
+async def test_blind_and_attended_transfer_with_baresip(
+    bridge_port: int, stack: devstack.DevStack, tmp_path: Path
+) -> None:
+    me = stack.new_account("sipxfer")
+    client = await bound_client(bridge_port, me)
+    parties = phones(stack, tmp_path, "bob", "carol", "dave")
+    (bob, _), (carol, carol_phone), (dave, _) = parties
+    try:
+        # Blind: bob is sent to carol; our leg ends.
+        await call(client, "callStart", {"callLeg": "b", "peer": bob.address}, sdp(43000))
+        await expect(client, "callConnected", lambda m: m.get("callLeg") == "b")
+        await call(client, "callTransfer", {"callLeg": "b", "peer": carol.address})
+        await expect(client, "callDisconnected", lambda m: m.get("callLeg") == "b")
+        await call(client, "callKill", {"callLeg": "b"})
+        await asyncio.to_thread(carol_phone.wait_event, "CALL_ESTABLISHED")  # type: ignore[attr-defined]
+        # Attended: calls to carol... to dave and to bob, then bob is joined to dave.
+        await call(client, "callStart", {"callLeg": "d", "peer": dave.address}, sdp(43002))
+        await expect(client, "callConnected", lambda m: m.get("callLeg") == "d")
+        await call(client, "callStart", {"callLeg": "b2", "peer": bob.address}, sdp(43004))
+        await expect(client, "callConnected", lambda m: m.get("callLeg") == "b2")
+        await call(client, "callTransfer", {"callLeg": "b2", "otherLeg": "d"})
+        ended = {
+            (await expect(client, "callDisconnected")).get("callLeg"),
+            (await expect(client, "callDisconnected")).get("callLeg"),
+        }
+        assert ended == {"b2", "d"}
+    finally:
+        for _, phone in parties:
+            phone.stop()  # type: ignore[attr-defined]
+        await client.close()
+
+
+async def test_the_session_registers_again_after_kamailio_restarts(
+    pair: Pair, stack: devstack.DevStack
+) -> None:
+    a, _, b, bob = pair
+    await asyncio.to_thread(stack.kamailio.restart)
+    # The registrar forgot everyone: calls to bob get 404 until the bridge notices (it checks
+    # every 2 s here) and registers bob's session again.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    refused = 0
+    while True:
+        await call(a, "callStart", {"callLeg": "r", "peer": bob.address}, sdp(44000))
+        ringing = asyncio.ensure_future(expect(b, "callIncoming", timeout=5))
+        gone = asyncio.ensure_future(expect(a, "callDisconnected", timeout=5))
+        done, pending = await asyncio.wait({ringing, gone}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if ringing in done:
+            incoming = ringing.result()
+            break
+        assert gone.result().get("signalCode") == "404"
+        refused += 1
+        await call(a, "callKill", {"callLeg": "r"})
+        assert loop.time() < deadline, "the session did not register again"
+        await asyncio.sleep(0.5)
+    assert refused >= 1  # right after the restart nobody was registered
+    await call(b, "callReject", {"callLeg": incoming.get("callLeg", ""), "signalCode": "486"})
+    await expect(a, "callDisconnected")
+    await call(a, "callKill", {"callLeg": "r"})

@@ -144,7 +144,11 @@ def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
             )
         elif isinstance(event, TransferProgress) and event.final:
             if 200 <= event.status < 300:
-                tasks(conv.require_session()).spawn(leg.call.hangup(), "transferred")
+                # Our part is done: leave the call. In an attended transfer the other call's
+                # peer should end it by itself (Replaces), but not every phone does.
+                hangups = [leg] + ([leg.joining] if leg.joining is not None else [])
+                for done in hangups:
+                    tasks(conv.require_session()).spawn(done.call.hangup(), "transferred")
             else:
                 send(_op_failed(leg, event.reason or "transfer failed"))
         elif isinstance(event, TransferRequested):
@@ -332,6 +336,8 @@ async def call_transfer(conv: Conversation, request: Request) -> Outcome:
         transfer = getattr(leg.call, "transfer_attended", None)
         if transfer is None:
             raise BridgeError(ErrorKind.NOT_SUPPORTED, "attended transfer is not available")
+
+        leg.joining = other
 
         async def attended() -> None:
             try:
