@@ -1,0 +1,34 @@
+"""Pure parts of the signaling operations: DTMF codes and peer addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.errors import BridgeError, ErrorKind
+from bridge.ximss.ops.signaling import DTMF_CODES, DTMF_DIGITS, sip_target
+
+
+def test_dtmf_codes_follow_the_spec_both_ways() -> None:
+    assert DTMF_DIGITS["10"] == "*" and DTMF_DIGITS["11"] == "#"
+    assert [DTMF_DIGITS[str(n)] for n in range(10)] == list("0123456789")
+    assert DTMF_CODES["*"] == "10" and DTMF_CODES["#"] == "11" and DTMF_CODES["7"] == "7"
+    assert DTMF_CODES["A"] == "12"  # RFC 4733 events beyond the keypad keep distinct codes
+
+
+@pytest.mark.parametrize(
+    ("peer", "uri"),
+    [
+        ("user2@example.test", "sip:user2@example.test"),
+        ("sip:user2@example.test;transport=tcp", "sip:user2@example.test;transport=tcp"),
+        ("tel:+4930123", "tel:+4930123"),
+    ],
+)
+def test_peers_become_request_uris(peer: str, uri: str) -> None:
+    assert sip_target(None, peer) == uri  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("peer", ["", "  ", "a b@example.test", "<sip:x@y>", "x@y\r\nVia: z"])
+def test_bad_peers_are_refused(peer: str) -> None:
+    with pytest.raises(BridgeError) as caught:
+        sip_target(None, peer)  # type: ignore[arg-type]
+    assert caught.value.kind is ErrorKind.BAD_REQUEST
