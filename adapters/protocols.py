@@ -717,6 +717,15 @@ class IncomingSignalingCall(SignalingCall, Protocol):
     def redirect(self, contacts: list[str], status: int = 302) -> None: ...
 
 
+class SignalingSubscription(Protocol):
+    """A subscription we hold (RFC 6665 SUBSCRIBE), refreshed until it is ended."""
+
+    async def unsubscribe(self) -> None:
+        """SUBSCRIBE with Expires: 0; the final NOTIFY (terminated) still reaches the callback.
+        Errors are not raised (the subscription is forgotten anyway)."""
+        ...
+
+
 class SignalingAgent(Protocol):
     """The SIP user agent of one bound session. Every method raises only BridgeError."""
 
@@ -744,6 +753,16 @@ class SignalingAgent(Protocol):
                       expires: int = ...) -> RequestResult: ...  # fmt: skip
 
     async def unpublish(self, event: str = ...) -> None: ...
+
+    async def subscribe(
+        self, target: str, on_notify: Callable[[Notification], None], *, event: str = ...,
+        expires: int = ...,
+    ) -> SignalingSubscription:  # fmt: skip
+        """SUBSCRIBE (event "presence" by default) and keep refreshing; every NOTIFY goes to
+        `on_notify`, possibly before this returns, and a "terminated" one when it ends (a
+        failed refresh is reported so too). The final status's kind when refused (NOT_FOUND,
+        PERMISSION, TIMEOUT...)."""
+        ...
 
     async def close(self) -> None:
         """Hang up, unsubscribe, unpublish, unregister, release the transport."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from adapters.protocols import SignalingAgent, SignalingCall
 from bridge.errors import BridgeError, ErrorKind
@@ -44,6 +45,12 @@ class CallLeg:
     joining: CallLeg | None = None
 
 
+class PresenceDelivery(Protocol):
+    """signalBind presence="yes": what publishes and watches presence (ximss/ops/presence.py)."""
+
+    async def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class SignalBinding:
     agent: SignalingAgent
@@ -52,6 +59,11 @@ class SignalBinding:
     calls: dict[str, CallLeg] = field(default_factory=dict)
     incoming_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     tasks: TaskSet = field(default_factory=lambda: TaskSet("signal"))
+    # Call-IDs of our own INVITEs to the user's own address (makeCall): the proxy forks them to
+    # this agent too, which must turn its copy down rather than ring the client.
+    own_calls: set[str] = field(default_factory=set)
+    # Closed first on close: it unsubscribes and unpublishes through the agent.
+    presence: PresenceDelivery | None = None
 
     def leg(self, name: str) -> CallLeg:
         found = self.calls.get(name)
@@ -73,6 +85,9 @@ class SignalBinding:
                 return name
 
     async def close(self) -> None:
+        if self.presence is not None:
+            presence, self.presence = self.presence, None
+            await presence.close()
         self.calls.clear()
         await self.tasks.cancel_all()
         await self.agent.close()

@@ -12,10 +12,13 @@ from bridge.ximss.ops import (
     instant,
     login,
     mailbox,
+    makecall,
     message,
     prefs,
+    presence,
     provisioning,
     reading,
+    roster,
     scheduling,
     sending,
     service,
@@ -106,7 +109,12 @@ OPERATIONS: dict[str, Operation] = {
     "callSendDTMF": Operation(signaling.call_send_dtmf, Phase.SESSION),
     "callUpdate": Operation(signaling.call_update, Phase.SESSION),
     "callTransfer": Operation(signaling.call_transfer, Phase.SESSION),
+    "makeCall": Operation(makecall.make_call, Phase.SESSION),
     # Instant messages (SIP MESSAGE).
     "sendIM": Operation(instant.send_im, Phase.SESSION),
     "closeIM": Operation(instant.close_im, Phase.SESSION),
+    # Roster and presence (XMPP's model: roster in IMAP METADATA, presence over SIP).
+    "rosterList": Operation(roster.roster_list, Phase.SESSION),
+    "rosterSet": Operation(roster.roster_set, Phase.SESSION),
+    "presenceSet": Operation(presence.presence_set, Phase.SESSION),
 }

@@ -167,6 +167,11 @@ def _on_call(conv: Conversation, session: Session) -> Callable[[IncomingSignalin
         if bound is None or session.closed:
             call.reject(480, "Temporarily Unavailable")
             return
+        if call.call_id in bound.own_calls:
+            # Our own makeCall ringing the user's devices: a 4xx, so the forking proxy still
+            # lets another device answer (a 6xx would end every branch).
+            call.reject(486, "Busy Here")
+            return
         leg = CallLeg(bound.new_incoming_name(), call, incoming=True, peer=call.peer)
         try:
             bound.add(leg)
@@ -212,7 +217,16 @@ async def signal_bind(conv: Conversation, request: Request) -> Outcome:
         raise BridgeError(
             kind, f"registration failed: {status.status or ''} {status.reason}".strip()
         )
-    session.signal = SignalBinding(agent, connector.address(session.account), capabilities)
+    bound = session.signal = SignalBinding(agent, connector.address(session.account), capabilities)
+    if request.flag("presence"):
+        from bridge.ximss.ops import presence  # roster and presence delivery
+
+        try:
+            await presence.start(conv, bound)
+        except BaseException:
+            session.signal = None
+            await bound.close()
+            raise
     return Outcome.DONE
 
 
