@@ -67,6 +67,10 @@ async def test_call_between_two_sessions_with_dtmf_update_and_hangup(pair: Pair)
     await call(b, "callProvision", {"callLeg": leg})
     await expect(a, "callProvisioned", lambda m: m.get("callLeg") == "out1")
     await call(b, "callAccept", {"callLeg": leg}, sdp(50000))
+    # Both sides are told: the callee once the caller's ACK came, with the caller's SDP.
+    callee_side = await expect(b, "callConnected", lambda m: m.get("callLeg") == leg)
+    callee_media = callee_side.find("sdp/media")
+    assert callee_media is not None and callee_media.get("ip") == "[127.0.0.1]:40000"
     connected = await expect(a, "callConnected")
     answered = connected.find("sdp/media")
     assert answered is not None and answered.get("ip") == "[127.0.0.1]:50000"
