@@ -250,3 +250,29 @@ async def test_the_session_registers_again_after_kamailio_restarts(
     await call(b, "callReject", {"callLeg": incoming.get("callLeg", ""), "signalCode": "486"})
     await expect(a, "callDisconnected")
     await call(a, "callKill", {"callLeg": "r"})
+
+
+async def test_a_peer_transfers_our_user_to_a_third_party(
+    pair: Pair, stack: devstack.DevStack, tmp_path: Path
+) -> None:
+    a, _, b, bob = pair
+    ((carol, carol_phone),) = phones(stack, tmp_path, "carol2")
+    try:
+        await call(a, "callStart", {"callLeg": "t", "peer": bob.address}, sdp(45000))
+        leg = (await expect(b, "callIncoming")).get("callLeg", "")
+        await call(b, "callAccept", {"callLeg": leg}, sdp(45002))
+        await expect(a, "callConnected")
+        # bob sends alice's call on to carol: alice's bridge calls carol with alice's SDP and
+        # moves the callLeg over; bob's call ends.
+        await call(b, "callTransfer", {"callLeg": leg, "peer": carol.address})
+        updated = await expect(a, "callUpdated", lambda m: m.get("callLeg") == "t")
+        assert updated.get("peer") == carol.address
+        assert updated.find("sdp/media") is not None
+        await expect(b, "callDisconnected", lambda m: m.get("callLeg") == leg)
+        await asyncio.to_thread(carol_phone.wait_event, "CALL_ESTABLISHED")  # type: ignore[attr-defined]
+        # The moved leg is alice's call with carol now: hanging it up ends carol's call.
+        await call(a, "callKill", {"callLeg": "t"})
+        await asyncio.to_thread(carol_phone.wait_event, "CALL_CLOSED")  # type: ignore[attr-defined]
+        await call(b, "callKill", {"callLeg": leg})
+    finally:
+        carol_phone.stop()  # type: ignore[attr-defined]

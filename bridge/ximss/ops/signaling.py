@@ -11,7 +11,9 @@ XML presentation (bridge/ximss/sdp_xml.py) and the SIP messages. A peer is an E-
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.ximss")
 
+# Seconds a transfer the peer asked for may take to reach the new party.
+TRANSFER_TIMEOUT = 32.0
 # XIMSS sends '*' and '#' as 10 and 11 (the spec's callSendDTMF).
 DTMF_DIGITS = {str(n): str(n) for n in range(10)} | {"10": "*", "11": "#"}
 DTMF_CODES = {digit: code for code, digit in DTMF_DIGITS.items()}
@@ -152,13 +156,66 @@ def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
             else:
                 send(_op_failed(leg, event.reason or "transfer failed"))
         elif isinstance(event, TransferRequested):
-            # A transfer the peer asks for: not offered yet (the client would have to place
-            # the new call); the REFER is answered as failed.
-            tasks(conv.require_session()).spawn(
-                leg.call.notify_transfer(603, "Declined"), "refer-declined"
-            )
+            tasks(conv.require_session()).spawn(follow_transfer(conv, leg, event), "transfer")
 
     return on_event
+
+
+def _refer_target(event: TransferRequested) -> tuple[str, list[tuple[str, str]]]:
+    """Refer-To's URI and the headers it asks the new INVITE to carry (RFC 3515 section 2.1:
+    `?Replaces=...` of an attended transfer), plus Referred-By."""
+    uri, _, query = event.target.partition("?")
+    headers: list[tuple[str, str]] = []
+    for part in query.split("&") if query else []:
+        name, _, value = part.partition("=")
+        if name.lower() == "replaces" and value:
+            headers.append(("Replaces", urllib.parse.unquote(value)))
+    if event.referred_by:
+        headers.append(("Referred-By", event.referred_by))
+    return uri, headers
+
+
+async def follow_transfer(conv: Conversation, leg: CallLeg, event: TransferRequested) -> None:
+    """The peer transfers our user elsewhere (REFER): call the new party with the description
+    the client last sent, and once it answers, move the client's call leg over to it
+    (`callUpdated` with the new peer and its SDP) and leave the old one. The client keeps its
+    callLeg and its media; the referring peer is told the outcome (NOTIFY sipfrag)."""
+    old = leg.call
+    bound = binding(conv)
+    if not leg.connected or leg.ended or old.local_sdp is None:
+        await old.notify_transfer(603, "Declined")
+        return
+    target, headers = _refer_target(event)
+    events: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=64)
+    new = bound.agent.invite(target, old.local_sdp, listener=events.put_nowait, headers=headers)
+    try:
+        async with asyncio.timeout(TRANSFER_TIMEOUT):
+            while True:
+                progress = await events.get()
+                if isinstance(progress, Provisional):
+                    await old.notify_transfer(progress.status, progress.reason, final=False)
+                elif isinstance(progress, Connected):
+                    break
+                elif isinstance(progress, Failed | Disconnected):
+                    status = progress.status if isinstance(progress, Failed) else 487
+                    await old.notify_transfer(status, getattr(progress, "reason", "") or "Failed")
+                    return
+    except TimeoutError:
+        await new.hangup()
+        await old.notify_transfer(408, "Request Timeout")
+        return
+    # The new call is up: it is the client's call from now on, and the old dialog's end (the
+    # referrer hangs up once told) is not the client's call ending.
+    old.listener = lambda _event: None
+    leg.call = new
+    leg.peer = target
+    new.listener = listener(conv, leg)
+    while not events.empty():  # anything the new call said meanwhile, in order
+        new.listener(events.get_nowait())
+    peer = target.partition(":")[2] if target.lower().startswith(("sip:", "sips:")) else target
+    conv.unsolicited(_message("callUpdated", leg, progress.sdp, peer=peer.split(";")[0]))
+    await old.notify_transfer(200, "OK")
+    await old.hangup()
 
 
 def _on_call(conv: Conversation, session: Session) -> Callable[[IncomingSignalingCall], None]:
