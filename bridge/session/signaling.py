@@ -41,6 +41,7 @@ class CallLeg:
     connected: bool = False
     ended: bool = False  # callDisconnected was sent; the leg waits for callKill
     offers: Offers = field(default_factory=Offers)
+    redirects: int = 0  # 3xx answers followed so far
     # An attended transfer in progress joins this call's peer to the peer of `joining`.
     joining: CallLeg | None = None
 

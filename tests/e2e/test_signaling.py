@@ -276,3 +276,24 @@ async def test_a_peer_transfers_our_user_to_a_third_party(
         await call(b, "callKill", {"callLeg": leg})
     finally:
         carol_phone.stop()  # type: ignore[attr-defined]
+
+
+async def test_a_redirected_call_reaches_the_new_target(
+    pair: Pair, stack: devstack.DevStack, tmp_path: Path
+) -> None:
+    a, _, b, bob = pair
+    ((dan, dan_phone),) = phones(stack, tmp_path, "dan")
+    try:
+        await call(a, "callStart", {"callLeg": "r1", "peer": bob.address}, sdp(46000))
+        leg = (await expect(b, "callIncoming")).get("callLeg", "")
+        redirect = xml.element("callRedirect", {"id": b.next_id(), "callLeg": leg})
+        xml.sub(redirect, "To", text=dan.address)
+        assert (await b.send(redirect)).ok
+        await call(b, "callKill", {"callLeg": leg})
+        # The caller's leg follows the 302 to dan, who answers.
+        connected = await expect(a, "callConnected", lambda m: m.get("callLeg") == "r1")
+        assert connected.find("sdp/media") is not None
+        await asyncio.to_thread(dan_phone.wait_event, "CALL_ESTABLISHED")  # type: ignore[attr-defined]
+        await call(a, "callKill", {"callLeg": "r1"})
+    finally:
+        dan_phone.stop()  # type: ignore[attr-defined]

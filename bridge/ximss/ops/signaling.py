@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.ximss")
 
+# Redirects (3xx) an outgoing call follows before it counts as failed.
+MAX_REDIRECTS = 3
 # Seconds a transfer the peer asked for may take to reach the new party.
 TRANSFER_TIMEOUT = 32.0
 # XIMSS sends '*' and '#' as 10 and 11 (the spec's callSendDTMF).
@@ -129,6 +131,8 @@ def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
         elif isinstance(event, Failed | Disconnected):
             if leg.ended:
                 return
+            if _redirected(conv, leg, event):
+                return
             leg.ended = True
             if isinstance(event, Failed):
                 attrs = {"signalCode": str(event.status), "errorText": event.reason or None}
@@ -159,6 +163,25 @@ def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
             tasks(conv.require_session()).spawn(follow_transfer(conv, leg, event), "transfer")
 
     return on_event
+
+
+def _redirected(conv: Conversation, leg: CallLeg, event: Failed | Disconnected) -> bool:
+    """An outgoing call answered with a redirect (3xx with Contacts) is placed again to the
+    first target, with the same offer, up to MAX_REDIRECTS times; the client sees only the
+    outcome of the last one."""
+    if not isinstance(event, Failed) or not 300 <= event.status < 400 or not event.contacts:
+        return False
+    offer = leg.call.local_sdp
+    if leg.incoming or offer is None or leg.redirects >= MAX_REDIRECTS:
+        return False
+    bound = conv.require_session().signal
+    if bound is None:
+        return False
+    leg.redirects += 1
+    target = event.contacts[0]
+    leg.call = bound.agent.invite(target, offer, listener=listener(conv, leg))
+    leg.peer = target
+    return True
 
 
 def _refer_target(event: TransferRequested) -> tuple[str, list[tuple[str, str]]]:
