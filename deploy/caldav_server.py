@@ -56,7 +56,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -358,18 +358,11 @@ htpasswd_cache = False"""
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROPPED}
         if self.passwd_dir is not None:
             env[PASSWD_DIR_VARIABLE] = str(self.passwd_dir)
-        with self.log_path.open("ab") as log:
-            # Radicale logs to stderr; the file is its log.
-            self.proc = subprocess.Popen(
-                [self.python, "-c", _LAUNCHER, str(self.backlog),
-                 "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                cwd=self.root,
-                start_new_session=True,  # Ctrl-C in a CLI must not reach it directly
-            )  # fmt: skip
+        # Radicale logs to stderr; the file is its log.
+        self.proc = launch(
+            [self.python, "-c", _LAUNCHER, str(self.backlog), "--config", str(self.config_path)],
+            self.log_path, self.root, env,
+        )  # fmt: skip
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -378,19 +371,9 @@ htpasswd_cache = False"""
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Poll the port until an HTTP answer comes (any status: the root needs a login)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc is None:
-                raise RuntimeError("radicale is not started")
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"radicale exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
-            if _answers_http(self.port):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"radicale not ready after {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.02)
+        wait_until_ready(
+            self.proc, "radicale", lambda: _answers_http(self.port), timeout, self.log_tail
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process we started and wait for it (it finishes running requests)."""
@@ -426,6 +409,41 @@ htpasswd_cache = False"""
 
 # RADICALE_CONFIG would add config files; JOURNAL_STREAM makes Radicale log to the journal.
 _ENV_DROPPED = frozenset({"RADICALE_CONFIG", "JOURNAL_STREAM"})
+
+
+def launch(
+    args: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a dev-stack server in a session of its own (a Ctrl-C in a CLI must not reach it
+    directly), its output appended to its log file."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_until_ready(
+    proc: subprocess.Popen[bytes] | None,
+    name: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    log_tail: Callable[[], str],
+    interval: float = 0.02,
+) -> None:
+    """Poll `ready` until it says yes; a server that exits or stays silent past `timeout` is
+    an error carrying the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is None:
+            raise RuntimeError(f"{name} is not started")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_tail()}")
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} not ready after {timeout}s:\n{log_tail()}")
+        time.sleep(interval)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -676,15 +676,10 @@ class Dovecot:
             return
         self.prepare()
         _check_ports_free(self.ports)
-        with self.log_path.open("ab") as log:
-            # -F: stay in the foreground so the PID we hold is the master's.
-            self.proc = subprocess.Popen(
-                [DOVECOT_BIN, "-F", "-c", str(self.conf_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # Ctrl-C in the CLI must not reach it directly
-            )
+        # -F: stay in the foreground so the PID we hold is the master's.
+        self.proc = caldav_server.launch(
+            [DOVECOT_BIN, "-F", "-c", str(self.conf_path)], self.log_path
+        )
         try:
             self.wait_ready()
         except BaseException:
@@ -693,21 +688,15 @@ class Dovecot:
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Poll the IMAP port until the greeting arrives."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"dovecot exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+
+        def greets() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", self.ports.imap), timeout=2) as s:
-                    if s.recv(256).startswith(b"* OK"):
-                        return
+                    return s.recv(256).startswith(b"* OK")
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"dovecot not ready after {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.01)
+                return False
+
+        caldav_server.wait_until_ready(self.proc, "dovecot", greets, timeout, self.log_tail, 0.01)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the master we started and wait (it takes its children down)."""

@@ -86,8 +86,8 @@ PROBE_DOMAIN = "probe.invalid"
 
 
 def _load_caldav_server() -> ModuleType:
-    """caldav_server.py (for stop_process), by path and under the name devstack gives it, so
-    both share one module object."""
+    """caldav_server.py (launch, wait_until_ready, stop_process), by path and under the name
+    devstack gives it, so both share one module object."""
     name = "devstack_caldav_server"  # devstack._load_sibling("caldav_server")
     module = sys.modules.get(name)
     if module is not None:
@@ -688,19 +688,14 @@ class Kamailio:
             return
         self.prepare()
         _check_port_free(self.port, "kamailio")
-        with self.log_path.open("ab") as log:
-            # -DD: the process we hold stays the main one (no daemon fork), its workers are its
-            # children in its own session. -E: log to stderr (else syslog), i.e. the log file.
-            self.proc = subprocess.Popen(
-                [KAMAILIO_BIN, "-DD", "-E", "-f", str(self.config_path),
-                 "-L", str(KAMAILIO_MODULES), "-Y", str(self.runtime_dir),
-                 "-P", str(self.pid_path), "-w", str(self.root), "-m", "64", "-M", "8"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-                start_new_session=True,  # Ctrl-C in a CLI must not reach it directly
-            )  # fmt: skip
+        # -DD: the process we hold stays the main one (no daemon fork), its workers are its
+        # children in its own session. -E: log to stderr (else syslog), i.e. the log file.
+        self.proc = _caldav_server.launch(
+            [KAMAILIO_BIN, "-DD", "-E", "-f", str(self.config_path),
+             "-L", str(KAMAILIO_MODULES), "-Y", str(self.runtime_dir),
+             "-P", str(self.pid_path), "-w", str(self.root), "-m", "64", "-M", "8"],
+            self.log_path, self.root,
+        )  # fmt: skip
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -709,24 +704,16 @@ class Kamailio:
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Poll with OPTIONS over UDP, then TCP, until the server answers both."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc is None:
-                raise RuntimeError("kamailio is not started")
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"kamailio exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+
+        def answers() -> bool:
             # Over TCP too: its receivers are forked after the UDP ones.
-            if all(
+            return all(
                 (answer := sip_options(self.port, timeout=0.2, transport=t)) is not None
                 and answer.startswith(b"SIP/2.0 200")
                 for t in ("udp", "tcp")
-            ):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"kamailio not ready after {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.02)
+            )
+
+        _caldav_server.wait_until_ready(self.proc, "kamailio", answers, timeout, self.log_tail)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the main process we started; wait for all its workers and the port."""
@@ -982,15 +969,8 @@ statmode_default	off
             _check_port_free(port, f"baresip {self.name} {what}")
         self.event_log.clear()
         self._events = queue.Queue()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [BARESIP_BIN, "-f", str(self.root)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-                start_new_session=True,
-            )
+        args = [BARESIP_BIN, "-f", str(self.root)]
+        self.proc = _caldav_server.launch(args, self.log_path, self.root)
         try:
             self._connect(timeout)
         except BaseException:
