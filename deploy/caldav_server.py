@@ -47,6 +47,7 @@ CLI (manual checks; users default to the dev stack's demo accounts)::
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import re
@@ -90,6 +91,44 @@ run()
 )
 
 
+def read_log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a server's log, to quote in an error ("" when there is none yet)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedServer(abc.ABC):
+    """What every dev-stack server shares: a log file to quote, and `with` to run it."""
+
+    @property
+    @abc.abstractmethod
+    def log_path(self) -> Path: ...
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def log_tail(self, lines: int = 30) -> str:
+        return read_log_tail(self.log_path, lines)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass(frozen=True)
 class Share:
     """``user`` may read (and with ``write`` also change) ``owner``'s calendar ``calendar``.
@@ -129,7 +168,7 @@ def _ini_value(text: str) -> str:
     return text.replace("%", "%%")
 
 
-class Radicale:
+class Radicale(ManagedServer):
     """A private Radicale below ``root``, listening on 127.0.0.1:``port``.
 
     ``users`` maps logins (full addresses) to plain-text passwords. Works before start and while
@@ -380,25 +419,6 @@ htpasswd_cache = False"""
         proc, self.proc = self.proc, None
         if proc is not None:
             stop_process(proc, timeout)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def describe(self) -> str:
         out = [f"Radicale   {self.url}   (HTTP Basic, login = full address)"]

@@ -705,11 +705,7 @@ class Dovecot:
             caldav_server.stop_process(proc, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return caldav_server.read_log_tail(self.log_path, lines)
 
     # -- content
 
@@ -1170,11 +1166,7 @@ class Postfix:
             )
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return caldav_server.read_log_tail(self.log_path, lines)
 
 
 def _group_running(pgid: int) -> bool:

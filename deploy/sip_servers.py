@@ -67,8 +67,8 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import Any, NamedTuple, Self
+from types import ModuleType
+from typing import Any, NamedTuple
 
 KAMAILIO_BIN = "/usr/sbin/kamailio"
 # Debian's multiarch module folder (x86_64-linux-gnu, aarch64-linux-gnu, ...).
@@ -208,14 +208,6 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float, nudge_after: floa
             time.sleep(0.05)
             break
         time.sleep(0.01)
-
-
-def _log_tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------- raw SIP probe
@@ -529,7 +521,7 @@ route[LOCATION] {{
 """
 
 
-class Kamailio:
+class Kamailio(_caldav_server.ManagedServer):
     """A private Kamailio below ``root`` on UDP+TCP 127.0.0.1:``port`` (see module doc).
 
     ``users`` maps logins (``user1@example.test`` or ``user1``) to passwords. :meth:`add_user`
@@ -730,21 +722,6 @@ class Kamailio:
         self.stop(timeout)
         self.start(timeout)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def log_tail(self, lines: int = 30) -> str:
-        return _log_tail(self.log_path, lines)
-
     def describe(self) -> str:
         out = [
             f"Kamailio   sip:127.0.0.1:{self.port} (UDP, TCP)   default domain {self.domain}"
@@ -821,7 +798,7 @@ class _NetstringReader:
             del self._buf[: end + 1]
 
 
-class Baresip:
+class Baresip(_caldav_server.ManagedServer):
     """A headless baresip below ``root``/``name``, registered as ``account``, driven over ctrl_tcp.
 
     Ports: SIP on UDP and TCP 127.0.0.1:``sip_port`` *and TLS on sip_port + 1* (baresip 1.0
@@ -1042,20 +1019,8 @@ statmode_default	off
         if proc is not None:
             _stop_group(proc, timeout)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def log_tail(self, lines: int = 30) -> str:
-        return _ANSI.sub("", _log_tail(self.log_path, lines))
+        return _ANSI.sub("", _caldav_server.read_log_tail(self.log_path, lines))
 
     # -- control
 
