@@ -32,3 +32,29 @@ def test_bad_peers_are_refused(peer: str) -> None:
     with pytest.raises(BridgeError) as caught:
         sip_target(None, peer)  # type: ignore[arg-type]
     assert caught.value.kind is ErrorKind.BAD_REQUEST
+
+
+class _EndedConversation:
+    """A conversation whose session has gone: what late SIP events may still find."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def unsolicited(self, message: object) -> None:
+        self.sent.append(message)
+
+    def require_session(self) -> object:
+        raise BridgeError(ErrorKind.NOT_LOGGED_IN)
+
+
+def test_late_call_events_of_an_ended_session_are_dropped_not_raised() -> None:
+    from adapters.protocols import TransferProgress, TransferRequested
+    from bridge.session.signaling import CallLeg
+    from bridge.ximss.ops.signaling import listener
+
+    conv = _EndedConversation()
+    leg = CallLeg("c1", object(), incoming=False, peer="sip:x@y")  # type: ignore[arg-type]
+    on_event = listener(conv, leg)  # type: ignore[arg-type]
+    on_event(TransferRequested("sip:z@y", None, None))  # needs the session: dropped
+    on_event(TransferProgress(200, "OK", final=True))
+    assert conv.sent == []

@@ -162,7 +162,14 @@ def listener(conv: Conversation, leg: CallLeg) -> Callable[[CallEvent], None]:
         elif isinstance(event, TransferRequested):
             tasks(conv.require_session()).spawn(follow_transfer(conv, leg, event), "transfer")
 
-    return on_event
+    def guarded(event: CallEvent) -> None:
+        # Called from the agent's receive path: an unbound or ended session must not break it.
+        try:
+            on_event(event)
+        except BridgeError as exc:
+            log.info("call %s: event %s dropped (%s)", leg.leg, type(event).__name__, exc.kind)
+
+    return guarded
 
 
 def _redirected(conv: Conversation, leg: CallLeg, event: Failed | Disconnected) -> bool:
