@@ -64,7 +64,9 @@ from tests.e2e.folderkit import call, fields, index_range, request
 T = TypeVar("T")
 P = ParamSpec("P")
 
-NOTIFY_WITHIN = 2.0  # seconds from a change to the notify report of each folder on its mailbox
+# Seconds from a change to the notify report of each folder on its mailbox. Dovecot reports in
+# about 0.5 s; a full CI run on a busy 2-core machine once took 2.02 s, so 2 s was too tight.
+NOTIFY_WITHIN = 3.0
 # Dovecot's IDLE reports changes about 0.5 s after them: a message added and removed again
 # sooner is never seen by the bridge's watcher (see the note in _check_deadlines).
 COLLAPSE_WINDOW = 1.0
