@@ -18,6 +18,7 @@ from bridge.config import DomainSettings, ProvisioningSettings, Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.calendar_watch import CalendarPollers
 from bridge.session.calendars import ItemIdRegistry
+from bridge.session.handles import HandleRegistry
 from bridge.session.registry import SessionRegistry
 from bridge.state import Store
 from bridge.state.sqlite import SqliteStore
@@ -62,6 +63,7 @@ class Services:
         self.state: Store = SqliteStore(settings.state.path)
         self.calendar_ids = ItemIdRegistry(self.state)
         self.calendar_pollers = CalendarPollers()
+        self.xmap_handles = HandleRegistry(self.state)
         self._domains = {name.lower(): _with_provisioner(value) for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:
