@@ -538,7 +538,7 @@ service auth {{
 """
 
 
-class Dovecot:
+class Dovecot(caldav_server.ManagedServer):
     """A private Dovecot instance below ``root`` (IMAP, LMTP, auth listener)."""
 
     def __init__(
@@ -703,9 +703,6 @@ class Dovecot:
         proc, self.proc = self.proc, None
         if proc is not None:
             caldav_server.stop_process(proc, timeout)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return caldav_server.read_log_tail(self.log_path, lines)
 
     # -- content
 
@@ -943,7 +940,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class Postfix:
+class Postfix(caldav_server.ManagedServer):
     """A private Postfix instance below ``root``: SMTP and submission ports, LMTP to Dovecot.
 
     Runs with its own config folder (``postfix -c``), queue and data folders; the master
@@ -1164,9 +1161,6 @@ class Postfix:
             raise RuntimeError(
                 f"{' '.join(args)} exited with {done.returncode}: {done.stderr or done.stdout}"
             )
-
-    def log_tail(self, lines: int = 30) -> str:
-        return caldav_server.read_log_tail(self.log_path, lines)
 
 
 def _group_running(pgid: int) -> bool:
