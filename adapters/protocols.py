@@ -94,6 +94,16 @@ class MessageSummary:
     internaldate: datetime
     # Header field name (as asked) -> raw value, unfolded, still MIME-encoded; absent if missing.
     headers: Mapping[str, str]
+    # The MIME structure, when asked for (`with_structure`).
+    structure: MimePart | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where the server put a message it stored (UIDPLUS APPENDUID and COPYUID, RFC 4315)."""
+
+    uidvalidity: int
+    uid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +148,10 @@ class OpenMailbox(Protocol):
         ...
 
     async def summaries(
-        self, uids: Sequence[int], header_fields: Sequence[str]
+        self, uids: Sequence[int], header_fields: Sequence[str], *, with_structure: bool = False
     ) -> dict[int, MessageSummary]:
-        """Summaries of the given UIDs that still exist (missing ones are left out)."""
+        """Summaries of the given UIDs that still exist (missing ones are left out), with each
+        message's MIME structure when `with_structure`."""
         ...
 
     async def changes_since(self, modseq: int, *, keep: bool = False) -> FlagChanges:
@@ -155,13 +166,14 @@ class OpenMailbox(Protocol):
         """Add and remove flags (IMAP names). Idempotent."""
         ...
 
-    async def copy(self, uids: Sequence[int], target: str) -> None:
-        """Copy to another mailbox (client-facing name)."""
+    async def copy(self, uids: Sequence[int], target: str) -> dict[int, Located]:
+        """Copy to another mailbox (client-facing name); where each copy went, by source UID,
+        when the server says (empty otherwise)."""
         ...
 
-    async def move(self, uids: Sequence[int], target: str) -> None:
+    async def move(self, uids: Sequence[int], target: str) -> dict[int, Located]:
         """Move to another mailbox (MOVE where offered, else COPY + delete + expunge of
-        exactly these UIDs)."""
+        exactly these UIDs); where each message went, as `copy` says."""
         ...
 
     async def expunge(self, uids: Sequence[int] | None = None) -> None:
@@ -233,8 +245,8 @@ class MailStore(Protocol):
     async def append(
         self, name: str, message: bytes, flags: Sequence[str] = (),
         internaldate: datetime | None = None,
-    ) -> int | None:  # fmt: skip
-        """Store a message (IMAP flag names); its UID when the server says (UIDPLUS).
+    ) -> Located | None:  # fmt: skip
+        """Store a message (IMAP flag names); where it went when the server says (UIDPLUS).
         NOT_FOUND when the mailbox does not exist."""
         ...
 

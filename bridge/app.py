@@ -17,6 +17,7 @@ from bridge.session.registry import SessionRegistry
 from bridge.transport.http import HttpListener
 from bridge.transport.tcp import TcpListener
 from bridge.transport.tls import server_context
+from bridge.transport.xmap_tcp import XmapTcpListener
 
 log = logging.getLogger("bridge")
 
@@ -58,6 +59,7 @@ class Bridge:
         self.tcp: TcpListener | None = None
         self.tcp_tls: TcpListener | None = None
         self.http: HttpListener | None = None
+        self.xmap: XmapTcpListener | None = None
 
     async def start(self) -> None:
         if self.settings.tcp.enabled:
@@ -70,6 +72,10 @@ class Bridge:
                     self.services, tcp.host, tcp.tls_port, tls=self.tls_context
                 )
                 await self.tcp_tls.start()
+        if self.settings.xmap.enabled:
+            xmap = self.settings.xmap
+            self.xmap = XmapTcpListener(self.services, xmap.host, xmap.port)
+            await self.xmap.start()
         if self.settings.http.enabled:
             http = self.settings.http
             https = self.tls_context if http.tls else None
@@ -79,6 +85,8 @@ class Bridge:
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        if self.xmap is not None:
+            await self.xmap.stop()
         if self.tcp is not None:
             await self.tcp.stop()
         if self.tcp_tls is not None:

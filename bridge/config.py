@@ -87,6 +87,22 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class XmapSettings:
+    # The XMAP TCP listener (zero-byte framed XML, `{N}` blobs; README "XMAP").
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 11026
+    # XMAP over HTTP POST at /XMAP on the HTTP listener, with HTTP Basic logins.
+    http: bool = True
+    # Refuse LOGIN on the TCP listener (it has no TLS); XMAP over HTTPS stays open.
+    require_tls_for_clear_text: bool = False
+    # Seconds a Basic-authenticated HTTP login stays open for the next request.
+    http_session_idle_timeout: float = 300.0
+    # Mailboxes each XMAP session keeps selected between commands.
+    open_mailboxes: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class PreferenceDefaults:
     """Account preferences until per-user preferences are stored (messageRemove reads these)."""
 
@@ -253,6 +269,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     tcp: TcpSettings = field(default_factory=TcpSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    xmap: XmapSettings = field(default_factory=XmapSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     preferences: PreferenceDefaults = field(default_factory=PreferenceDefaults)
     cache: CacheSettings = field(default_factory=CacheSettings)

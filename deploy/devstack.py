@@ -1353,12 +1353,15 @@ class DevStack:
     ) -> None:
         self.dovecot.fill_maildir(user, mailbox, count, start=start)
 
-    def bridge_config_toml(self, listen_port: int, http_port: int = 8100) -> str:
+    def bridge_config_toml(
+        self, listen_port: int, http_port: int = 8100, xmap_port: int = 11026
+    ) -> str:
         return bridge_config_toml(
             self.ports,
             listen_port,
             self.dovecot.accounts.values(),
             http_port=http_port,
+            xmap_port=xmap_port,
             users_dir=self.dovecot.users_path,
         )
 
@@ -1399,6 +1402,7 @@ def bridge_config_toml(
     accounts: Iterable[Account] = DEMO_ACCOUNTS,
     *,
     http_port: int = 8100,
+    xmap_port: int = 11026,
     users_dir: Path = DEFAULT_ROOT / "dovecot" / "users",
 ) -> str:
     """TOML config for the bridge pointing at the dev stack's servers."""
@@ -1418,6 +1422,10 @@ port = {listen_port}
 [http]
 host = "127.0.0.1"
 port = {http_port}
+
+[xmap]
+host = "127.0.0.1"
+port = {xmap_port}
 
 [state]
 path = "{DEFAULT_ROOT / "bridge-state.sqlite"}"
@@ -1480,6 +1488,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--sip-port", type=int, default=DEFAULT_PORTS.sip)
     p_conf.add_argument("--listen-port", type=int, default=11024)
     p_conf.add_argument("--http-port", type=int, default=8100)
+    p_conf.add_argument("--xmap-port", type=int, default=11026)
     args = parser.parse_args(argv)
     ports = Ports(
         imap=args.imap_port,
@@ -1492,7 +1501,11 @@ def main(argv: list[str] | None = None) -> int:
         sip=args.sip_port,
     )
     if args.command == "config":
-        sys.stdout.write(bridge_config_toml(ports, args.listen_port, http_port=args.http_port))
+        sys.stdout.write(
+            bridge_config_toml(
+                ports, args.listen_port, http_port=args.http_port, xmap_port=args.xmap_port
+            )
+        )
         return 0
     # SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt from here on, also while starting, so
     # whatever was started gets stopped. SIGINT too: a shell without job control starts

@@ -51,7 +51,7 @@ def stack() -> Iterator[devstack.DevStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: devstack.DevStack) -> config.Settings:
-    loaded = config.loads(stack.bridge_config_toml(0, http_port=0))
+    loaded = config.loads(stack.bridge_config_toml(0, http_port=0, xmap_port=0))
     # Every bridge of the run shares one state file in the stack's scratch folder.
     state = config.StateSettings(path=str(stack.root / "bridge-state.sqlite"))
     return dataclasses.replace(loaded, state=state)
@@ -67,6 +67,12 @@ async def bridge(settings: config.Settings) -> AsyncIterator[Bridge]:
 def bridge_port(bridge: Bridge) -> int:
     assert bridge.tcp is not None
     return bridge.tcp.port
+
+
+@pytest.fixture(scope="session")
+def xmap_port(bridge: Bridge) -> int:
+    assert bridge.xmap is not None
+    return bridge.xmap.port
 
 
 @pytest.fixture(scope="session")

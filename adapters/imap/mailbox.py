@@ -21,7 +21,14 @@ from adapters.imap.bodystructure import parse_bodystructure
 from adapters.imap.client import ImapClient, Result
 from adapters.imap.journal import ChangeJournal
 from adapters.imap.wire import Arg, Atom, Raw, Value, parse_sequence_set, sequence_set
-from adapters.protocols import FlagChanges, MailboxStatus, MessageSummary, MimePart, ViewQuery
+from adapters.protocols import (
+    FlagChanges,
+    Located,
+    MailboxStatus,
+    MessageSummary,
+    MimePart,
+    ViewQuery,
+)
 from bridge.errors import BridgeError, ErrorKind
 
 log = logging.getLogger("adapters.imap")
@@ -117,6 +124,10 @@ class ImapOpenMailbox:
         if self._shared and self._client.selected != self._server_name:
             await self._select()
         return self._client
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def on_change(self, callback: Callable[[], None] | None) -> None:
         """Changes reach us from the account's watcher of this mailbox (IDLE), shared by every
@@ -236,13 +247,15 @@ class ImapOpenMailbox:
         return sorted(uids, key=key, reverse=descending)
 
     async def summaries(
-        self, uids: Sequence[int], header_fields: Sequence[str]
+        self, uids: Sequence[int], header_fields: Sequence[str], *, with_structure: bool = False
     ) -> dict[int, MessageSummary]:
         if not uids:
             return {}
         client = await self._ready()
         fields = sorted({f for f in header_fields if f})
         items = "UID FLAGS RFC822.SIZE INTERNALDATE"
+        if with_structure:
+            items += " BODYSTRUCTURE"
         if fields:
             items += f" BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]"
         found: dict[int, MessageSummary] = {}
@@ -390,21 +403,26 @@ class ImapOpenMailbox:
                 "UID STORE", target, Raw("-FLAGS.SILENT"), [Atom(f) for f in remove]
             )
 
-    async def copy(self, uids: Sequence[int], target: str) -> None:
-        if uids:
-            client = await self._current()
-            await client.execute("UID COPY", Raw(sequence_set(uids)), self._to_server(target))
-
-    async def move(self, uids: Sequence[int], target: str) -> None:
+    async def copy(self, uids: Sequence[int], target: str) -> dict[int, Located]:
         if not uids:
-            return
+            return {}
+        client = await self._current()
+        result = await client.execute("UID COPY", Raw(sequence_set(uids)), self._to_server(target))
+        return copied_to(result)
+
+    async def move(self, uids: Sequence[int], target: str) -> dict[int, Located]:
+        if not uids:
+            return {}
         client = await self._current()
         if client.has("MOVE"):
-            await client.execute("UID MOVE", Raw(sequence_set(uids)), self._to_server(target))
-            return
-        await self.copy(uids, target)
+            # RFC 6851: COPYUID comes in an untagged OK before the EXPUNGEs.
+            result = await client.execute("UID MOVE", Raw(sequence_set(uids)),
+                                          self._to_server(target), wants=("OK",))  # fmt: skip
+            return copied_to(result)
+        placed = await self.copy(uids, target)
         await self.mark(uids, ["\\Deleted"], [])
         await self.expunge(uids)
+        return placed
 
     async def expunge(self, uids: Sequence[int] | None = None) -> None:
         client = await self._current()
@@ -495,9 +513,12 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
     flags: frozenset[str] = frozenset()
     internaldate = dt.datetime.fromtimestamp(0, dt.UTC)
     headers: dict[str, str] = {}
+    structure: MimePart | None = None
     for key, value in zip(pairs[::2], pairs[1::2], strict=False):
         name = str(key).upper()
-        if name == "UID":
+        if name == "BODYSTRUCTURE" and value is not None:
+            structure = parse_bodystructure(value)
+        elif name == "UID":
             uid = int(str(value))
         elif name == "FLAGS" and isinstance(value, list):
             flags = _flag_set(value)
@@ -515,4 +536,22 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
                     headers[original] = " ".join(str(header_value).split())
     if uid is None or size is None:
         return None
-    return MessageSummary(uid, flags, size, internaldate, headers)
+    return MessageSummary(uid, flags, size, internaldate, headers, structure)
+
+
+def copied_to(result: Result) -> dict[int, Located]:
+    """Source UID -> where its copy went, from a COPYUID code (tagged, or untagged for MOVE);
+    empty when the server sent none (no UIDPLUS)."""
+    codes = [result.tagged.code] + [item.code for item in result.of("OK")]
+    for code in codes:
+        if code is None or code.name != "COPYUID" or len(code.args) < 3:
+            continue
+        try:
+            uidvalidity = int(str(code.args[0]))
+            sources, targets = _expand(str(code.args[1])), _expand(str(code.args[2]))
+        except ValueError:
+            return {}
+        if len(sources) != len(targets):
+            return {}
+        return {src: Located(uidvalidity, dst) for src, dst in zip(sources, targets, strict=True)}
+    return {}

@@ -18,7 +18,7 @@ from adapters.imap.mailbox import ImapOpenMailbox
 from adapters.imap.namespaces import Namespaces
 from adapters.imap.watch import WatcherRegistry
 from adapters.imap.wire import Arg, Atom, Literal, Raw, Untagged, Value
-from adapters.protocols import AclEntry, MailboxInfo, StorageQuota
+from adapters.protocols import AclEntry, Located, MailboxInfo, StorageQuota
 from bridge.config import ImapSettings
 from bridge.errors import BridgeError, ErrorKind
 
@@ -110,6 +110,8 @@ class ImapMailStore:
             if own:
                 await client.close()
             raise
+        # Closed ones are dropped here: a long session opens and closes mailboxes without end.
+        self._open = [known for known in self._open if not known.closed]
         self._open.append(mailbox)
         return mailbox
 
@@ -278,7 +280,7 @@ class ImapMailStore:
     async def append(
         self, name: str, message: bytes, flags: Sequence[str] = (),
         internaldate: dt.datetime | None = None,
-    ) -> int | None:  # fmt: skip
+    ) -> Located | None:  # fmt: skip
         client = await self.client()
         args: list[Arg] = [self.server_name(name)]
         if flags:
@@ -290,7 +292,7 @@ class ImapMailStore:
         code = result.tagged.code
         if code is not None and code.name == "APPENDUID" and len(code.args) >= 2:
             with contextlib.suppress(ValueError):
-                return int(str(code.args[1]))
+                return Located(int(str(code.args[0])), int(str(code.args[1])))
         return None
 
     async def _children(self, client: ImapClient, server: str) -> list[str]:

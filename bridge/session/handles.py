@@ -10,7 +10,10 @@ and answers NOT_FOUND.
 Keys, per account (`<a>`):
 - `xmap:next:<a>`: the next handle to give (handles start at 1: 0 is never valid);
 - `xmap:h:<a>:<handle>`: the location, JSON [mailbox, uidvalidity, uid];
-- `xmap:r:<a>:<uidvalidity>:<uid>:<mailbox>`: the handle of a location (the reverse map).
+- `xmap:r:<a>:<uidvalidity>:<uid>:<mailbox>`: the handle of a location (the reverse map);
+- `xmap:m:<a>:<uidvalidity>:<old name>` and `xmap:u:<a>:<uidvalidity>:<new name>`: a mailbox
+  renamed (it keeps its UIDVALIDITY), both ways: handles of its messages follow it without one
+  write per message, and listing the renamed mailbox finds the handles its messages had.
 Handles are given under a lock per account in this process; the store has no atomic increment,
 so two replicas giving handles for one account at the same moment could collide (the Redis store
 will bring one).
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from adapters.protocols import Located, MailStore
 from bridge.errors import BridgeError, ErrorKind
 from bridge.state import Store
 
@@ -33,6 +38,9 @@ class MessageRef:
     mailbox: str
     uidvalidity: int
     uid: int
+
+
+MAX_RENAMES = 16  # renames followed for one location; a longer chain is taken as gone
 
 
 class HandleStore:
@@ -47,12 +55,23 @@ class HandleStore:
     def _reverse_key(self, ref: MessageRef) -> str:
         return f"xmap:r:{self._account}:{ref.uidvalidity}:{ref.uid}:{ref.mailbox}"
 
+    def _renamed_key(self, uidvalidity: int, old: str) -> str:
+        return f"xmap:m:{self._account}:{uidvalidity}:{old}"
+
+    def _former_key(self, uidvalidity: int, new: str) -> str:
+        return f"xmap:u:{self._account}:{uidvalidity}:{new}"
+
     async def handle_for(self, ref: MessageRef) -> int:
         """The message's handle, given now if it has none."""
         async with self._lock:
             known = await self._state.get(self._reverse_key(ref))
             if known is not None:
                 return int(known)
+            former = await self._under_former_name(ref)
+            if former is not None:
+                await self._state.delete(self._reverse_key(former[1]))
+                await self._bind(former[0], ref)
+                return former[0]
             counter = f"xmap:next:{self._account}"
             raw = await self._state.get(counter)
             handle = int(raw) if raw is not None else 1
@@ -70,7 +89,36 @@ class HandleStore:
         if raw is None:
             return None
         mailbox, uidvalidity, uid = json.loads(raw)
-        return MessageRef(str(mailbox), int(uidvalidity), int(uid))
+        ref = MessageRef(str(mailbox), int(uidvalidity), int(uid))
+        for _ in range(MAX_RENAMES):
+            renamed = await self._state.get(self._renamed_key(ref.uidvalidity, ref.mailbox))
+            if renamed is None:
+                break
+            ref = MessageRef(renamed.decode(), ref.uidvalidity, ref.uid)
+        return ref
+
+    async def renamed(self, old: str, new: str, uidvalidity: int) -> None:
+        """The mailbox `old` (with this UIDVALIDITY) is now called `new`."""
+        if old == new:
+            return
+        await self._state.set(self._renamed_key(uidvalidity, old), new.encode())
+        await self._state.set(self._former_key(uidvalidity, new), old.encode())
+        # A mailbox renamed back must not chase itself round a loop.
+        await self._state.delete(self._renamed_key(uidvalidity, new))
+
+    async def _under_former_name(self, ref: MessageRef) -> tuple[int, MessageRef] | None:
+        """A handle the message was given before its mailbox was renamed, with that location."""
+        name = ref.mailbox
+        for _ in range(MAX_RENAMES):
+            former = await self._state.get(self._former_key(ref.uidvalidity, name))
+            if former is None:
+                return None
+            name = former.decode()
+            old = MessageRef(name, ref.uidvalidity, ref.uid)
+            known = await self._state.get(self._reverse_key(old))
+            if known is not None:
+                return int(known), old
+        return None
 
     async def moved(self, handle: int, new: MessageRef) -> None:
         """The message of `handle` now lives at `new` (MOVE, or a replacing upload)."""
@@ -79,6 +127,21 @@ class HandleStore:
             if old is not None:
                 await self._state.delete(self._reverse_key(old))
             await self._bind(handle, new)
+
+    async def handle_of(self, ref: MessageRef) -> int | None:
+        """The handle already given for a location, if any (never gives one)."""
+        known = await self._state.get(self._reverse_key(ref))
+        return int(known) if known is not None else None
+
+    async def relocated(
+        self, mailbox: str, uidvalidity: int, placed: Mapping[int, Located], target: str
+    ) -> None:
+        """Messages of `mailbox` were moved (by any front end) to `target`, as the server's
+        COPYUID says: each handle that named one of them now names its new place."""
+        for uid, where in placed.items():
+            handle = await self.handle_of(MessageRef(mailbox, uidvalidity, uid))
+            if handle is not None:
+                await self.moved(handle, MessageRef(target, where.uidvalidity, where.uid))
 
     async def forget(self, handle: int) -> None:
         """The message was deleted through XMAP: its handle names nothing any more."""
@@ -92,6 +155,15 @@ class HandleStore:
         value = json.dumps([ref.mailbox, ref.uidvalidity, ref.uid]).encode()
         await self._state.set(self._handle_key(handle), value)
         await self._state.set(self._reverse_key(ref), str(handle).encode())
+
+
+async def record_rename(store: MailStore, handles: HandleStore, old: str, new: str) -> None:
+    """After a mailbox rename (children follow): every renamed mailbox's handles follow it."""
+    infos = await store.list_mailboxes(new, with_status=True, with_class=False)
+    infos += await store.list_mailboxes(f"{new}/*", with_status=True, with_class=False)
+    for info in infos:
+        if info.uidvalidity and (info.name == new or info.name.startswith(new + "/")):
+            await handles.renamed(old + info.name[len(new) :], info.name, info.uidvalidity)
 
 
 class HandleRegistry:

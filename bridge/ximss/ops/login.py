@@ -271,7 +271,7 @@ async def _note_failure(conv: Conversation, exc: BaseException, user: str, domai
     if isinstance(exc, BridgeError) and exc.kind is ErrorKind.AUTH_FAILED and user:
         name, user_domain = split_account(user, domain)
         if user_domain == domain:
-            await prefs.record_failed_login(conv, f"{name}@{domain}")
+            await prefs.record_failed_login(conv.services.state, f"{name}@{domain}", conv.peer)
 
 
 def _id(request: Request) -> str:

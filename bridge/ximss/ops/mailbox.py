@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from adapters.protocols import MailboxInfo
 from bridge.errors import BridgeError, ErrorKind
+from bridge.session.handles import record_rename
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
 
@@ -63,10 +64,12 @@ async def mailbox_create(conv: Conversation, request: Request) -> Outcome:
 
 
 async def mailbox_rename(conv: Conversation, request: Request) -> Outcome:
-    store = conv.require_session().mail
-    await store.rename_mailbox(
-        _name(request), _name(request, "newName"), children=request.flag("children")
-    )
+    session = conv.require_session()
+    old, new = _name(request), _name(request, "newName")
+    await session.mail.rename_mailbox(old, new, children=request.flag("children"))
+    # XMAP handles of the renamed mailboxes' messages follow them (DESIGN.md section 6).
+    handles = conv.services.xmap_handles.for_account(session.account)
+    await record_rename(session.mail, handles, old, new)
     return Outcome.DONE
 
 

@@ -48,8 +48,19 @@ async def message_copy(conv: Conversation, request: Request) -> Outcome:
 
 async def message_move(conv: Conversation, request: Request) -> Outcome:
     folder = folder_of(conv, request)
-    await folder.mailbox.move(_selected(folder, request), _target(request))
+    await _move(conv, folder, _selected(folder, request), _target(request))
     return Outcome.DONE
+
+
+async def _move(conv: Conversation, folder: Folder, uids: list[int], target: str) -> None:
+    """Move, and re-point the XMAP handles of the moved messages (DESIGN.md section 6): an XMAP
+    client keeps reaching a message a XIMSS client filed elsewhere."""
+    if not uids:
+        return
+    uidvalidity = (await folder.mailbox.status()).uidvalidity
+    placed = await folder.mailbox.move(uids, target)
+    handles = conv.services.xmap_handles.for_account(conv.require_session().account)
+    await handles.relocated(folder.mailbox.name, uidvalidity, placed, target)
 
 
 async def message_remove(conv: Conversation, request: Request) -> Outcome:
@@ -65,7 +76,7 @@ async def message_remove(conv: Conversation, request: Request) -> Outcome:
     if mode == "Mark":
         await folder.mailbox.mark(uids, [DELETED], [])
     elif mode == "Move To Trash" and not in_trash:
-        await folder.mailbox.move(uids, trash_box)
+        await _move(conv, folder, uids, trash_box)
     else:
         await folder.mailbox.mark(uids, [DELETED], [])
         await folder.mailbox.expunge(uids)

@@ -35,6 +35,7 @@ from bridge.calendar.zones import to_iana
 from bridge.config import Settings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
+from bridge.state import Store
 from bridge.ximss import codec
 from bridge.ximss.ops.base import Outcome
 from bridge.ximss.ops.mailbox_reports import MailboxReports
@@ -162,15 +163,14 @@ async def record_login(conv: Conversation, session: Session) -> None:
         log.exception("session=%s could not record the login", session.url_id)
 
 
-async def record_failed_login(conv: Conversation, account: str) -> None:
+async def record_failed_login(state: Store, account: str, peer: str) -> None:
     """Remember a refused password for LastFailedLogin, but only for an account that has logged
     in through the bridge before: anyone can try any name, and a record per guessed name would
     let them fill the state store. So the records are bounded by the real accounts."""
-    state = conv.services.state
     try:
         if await state.get(_login_key(account)) is None:
             return
-        now = {"time": time.time(), "ip": _address(conv.peer)}
+        now = {"time": time.time(), "ip": _address(peer)}
         await state.set(_failed_key(account), json.dumps(now).encode())
     except Exception:
         log.exception("could not record a failed login")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from adapters.protocols import MailSubmitter
+from adapters.protocols import Located, MailSubmitter
 from bridge.errors import BridgeError, ErrorKind
 from bridge.mime import compose as composer
 from bridge.session.folders import Folder
@@ -160,7 +160,7 @@ async def _append(
     flags: Sequence[str],
     internal: dt.datetime | None,
     mailbox_class: str | None,
-) -> int | None:
+) -> Located | None:
     """APPEND, creating the mailbox first when it is missing and a class was given."""
     store = conv.require_session().mail
     try:
@@ -188,14 +188,16 @@ async def _store_and_report(
 ) -> None:  # fmt: skip
     """messageAppend/contactAppend after composing: append, replacesUID, report="uid"."""
     target, folder = _destination(conv, request)
-    uid = await _append(conv, target, message, flags, _internal_date(request), mailbox_class)
+    placed = await _append(conv, target, message, flags, _internal_date(request), mailbox_class)
     replaced = request.get("replacesUID")
     if replaced is not None and folder is not None:
         old = uid_of(replaced)
         await folder.mailbox.mark([old], [DELETED], [])
         await folder.mailbox.expunge([old])
-    if (request.get("report") or "").lower() == "uid" and folder is not None and uid is not None:
-        conv.send(codec.data("messageAdded", request.id, {"folder": folder.name, "UID": uid}))
+    if (request.get("report") or "").lower() == "uid" and folder is not None and placed is not None:
+        conv.send(
+            codec.data("messageAdded", request.id, {"folder": folder.name, "UID": placed.uid})
+        )
 
 
 def _submitter(conv: Conversation) -> MailSubmitter:

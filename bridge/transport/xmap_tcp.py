@@ -1,0 +1,136 @@
+"""XMAP over TCP (DESIGN.md section 6): zero-byte framed XML, `{N}` CRLF blobs after a command
+with `<?GOREALLYSLOW?>`, the same framing for GETFILE/GETMESSAGE answers.
+
+Commands are answered one at a time, in order. The connection is read only between commands,
+so a client that sends faster than it is answered waits in its own socket buffer, and what the
+bridge holds is bounded by the decoder's limits (one frame, one blob). A reply the client does
+not read within `slow_client_timeout` ends the connection. A framing error (a bad or oversized
+blob length, a frame past the limit) is answered with an ERROR and ends the connection: past it
+the stream has no reliable message boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+from bridge.errors import BridgeError
+from bridge.services import Services
+from bridge.transport.tasks import TaskSet
+from bridge.xmap.account import Reply
+from bridge.xmap.conversation import XmapConversation
+from bridge.xmap.errors import error_for
+from bridge.xmap.framing import Decoder, FramingError, Role, encode, encode_with_blob
+
+log = logging.getLogger("bridge.xmap")
+
+READ_CHUNK: Final = 64 * 1024
+
+
+class XmapConnection:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, services: Services
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._services = services
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+        self.conversation = XmapConversation(
+            services,
+            peer=self.peer,
+            transport="xmap",
+            ender=self._end_from_outside,
+            password_allowed=not services.settings.xmap.require_tls_for_clear_text,
+        )
+
+    async def _end_from_outside(self) -> None:
+        """KILL, killOld or shutdown: closing the socket ends the read loop."""
+        self._writer.close()
+
+    async def run(self) -> None:
+        limits = self._services.settings.limits
+        decoder = Decoder(
+            max_frame=limits.max_frame_bytes,
+            max_blob=limits.max_message_bytes,
+            max_depth=limits.max_xml_depth,
+            role=Role.SERVER,
+        )
+        try:
+            while True:
+                session = self.conversation.session
+                timeout = limits.login_timeout if session is None else limits.idle_timeout
+                try:
+                    async with asyncio.timeout(timeout):
+                        chunk = await self._reader.read(READ_CHUNK)
+                except TimeoutError:
+                    log.info("peer=%s XMAP idle for %.0fs, closing", self.peer, timeout)
+                    return
+                if not chunk:
+                    return
+                try:
+                    events = decoder.feed(chunk)
+                except FramingError as exc:
+                    for event in exc.events:
+                        await self._send(await self.conversation.handle(event))
+                    log.info("peer=%s XMAP framing error (%s), closing", self.peer, exc.reason)
+                    await self._send(Reply(error_for(BridgeError(exc.kind, exc.reason))))
+                    return
+                for event in events:
+                    await self._send(await self.conversation.handle(event))
+        except (OSError, TimeoutError):
+            pass  # the client went away, or stopped reading its replies
+        finally:
+            await self.conversation.close()
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+
+    async def _send(self, reply: Reply) -> None:
+        if reply.blob is None:
+            self._writer.write(encode(reply.element))
+        else:
+            self._writer.writelines(encode_with_blob(reply.element, reply.blob))
+        async with asyncio.timeout(self._services.settings.limits.slow_client_timeout):
+            await self._writer.drain()
+
+
+class XmapTcpListener:
+    def __init__(self, services: Services, host: str, port: int) -> None:
+        self._services = services
+        self._host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self._connections = TaskSet("xmap-tcp")
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, limit=READ_CHUNK, reuse_address=True
+        )
+        log.info("XMAP TCP listening on %s:%d", self._host, self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self._services.settings.limits.max_connections:
+            log.warning("XMAP connection limit reached, refusing a connection")
+            writer.close()
+            return
+        connection = XmapConnection(reader, writer, self._services)
+        self._connections.spawn(connection.run(), connection.peer)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._connections.cancel_all()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,112 @@
+"""File commands: GETFILE, DELETEFILE, MOVEFILE, COPYFILE, NEWFILEUPLOAD, UPDATEFILEUPLOAD
+(xmap-0.90.txt lines 81, 87, 102, 114, 126-128, 141-143), on files stored as messages
+(files.py). A folder holds at most one file of a name: NEWFILEUPLOAD, MOVEFILE and COPYFILE
+refuse to replace one (ALREADY_EXISTS), UPDATEFILEUPLOAD replaces one that exists.
+"""
+
+from __future__ import annotations
+
+from adapters.protocols import ViewQuery
+from bridge.errors import BridgeError, ErrorKind
+from bridge.xmap import commands as c
+from bridge.xmap import files, responses
+from bridge.xmap.account import Reply, XmapAccount, acked
+from bridge.xmap.pool import Opened
+
+DELETED = "\\Deleted"
+
+
+async def _find_in(opened: Opened, name: str) -> int | None:
+    """The UID of the file `name` in an open folder (the newest, should there be several)."""
+    mailbox = opened.mailbox
+    query = ViewQuery(text=files.encode_name(name), text_field=files.FILE_FIELD)
+    uids = await mailbox.view(query)
+    if not uids:
+        return None
+    # SEARCH HEADER matches substrings: keep the exact name only.
+    summaries = await mailbox.summaries(uids, [files.FILE_FIELD])
+    exact = [
+        uid for uid in uids if uid in summaries and files.name_of(summaries[uid].headers) == name
+    ]
+    return max(exact) if exact else None
+
+
+async def _locate(account: XmapAccount, path: str) -> tuple[Opened, int]:
+    folder, name = files.split_path(path)
+    opened = await account.pool.get(folder)
+    uid = await _find_in(opened, name)
+    if uid is None:
+        raise BridgeError(ErrorKind.NOT_FOUND, f"no file {path}")
+    return opened, uid
+
+
+async def _refuse_existing(account: XmapAccount, folder: str, name: str) -> None:
+    if await _find_in(await account.pool.get(folder), name) is not None:
+        raise BridgeError(ErrorKind.ALREADY_EXISTS, f"{folder}/{name} already exists")
+
+
+async def _remove(opened: Opened, uid: int) -> None:
+    await opened.mailbox.mark([uid], [DELETED], [])
+    await opened.mailbox.expunge([uid])
+
+
+async def get_file(account: XmapAccount, command: c.GetFile) -> Reply:
+    opened, uid = await _locate(account, command.name)
+    body = await opened.mailbox.fetch_section(uid, "1")
+    if body is None:
+        raise BridgeError(ErrorKind.NOT_FOUND, f"no file {command.name}")
+    data = files.decode_body(body)
+    _, name = files.split_path(command.name)
+    header = responses.get_file_header(command.name, len(data))
+    return Reply(header, data, files.content_type(name))
+
+
+async def delete_file(account: XmapAccount, command: c.DeleteFile) -> Reply:
+    opened, uid = await _locate(account, command.name)
+    await _remove(opened, uid)
+    return acked(responses.echo(command))
+
+
+async def move_file(account: XmapAccount, command: c.MoveFile) -> Reply:
+    opened, uid = await _locate(account, command.name)
+    if not account.same_mailbox(opened.mailbox.name, command.target_folder):
+        _, name = files.split_path(command.name)
+        await _refuse_existing(account, command.target_folder, name)
+        await opened.mailbox.move([uid], command.target_folder)
+    return acked(responses.echo(command))
+
+
+async def copy_file(account: XmapAccount, command: c.CopyFile) -> Reply:
+    opened, uid = await _locate(account, command.name)
+    _, name = files.split_path(command.name)
+    await _refuse_existing(account, command.target_folder, name)
+    await opened.mailbox.copy([uid], command.target_folder)
+    return acked(responses.echo(command))
+
+
+def _check_size(account: XmapAccount, data: bytes) -> None:
+    # Stored as base64: the message is a third larger than the file.
+    if len(data) * 4 // 3 + 4096 > account.max_message_bytes:
+        limit = (account.max_message_bytes - 4096) * 3 // 4
+        raise BridgeError(ErrorKind.LIMIT, f"a file is at most {limit} bytes")
+
+
+async def new_file_upload(account: XmapAccount, command: c.NewFileUpload) -> Reply:
+    _check_size(account, command.data)
+    path = files.upload_path(command.name, command.target_folder)
+    folder, name = files.split_path(path)
+    await _refuse_existing(account, folder, name)
+    message = files.compose(name, command.data, owner=account.session.account)
+    await account.session.mail.append(folder, message, ["\\Seen"])
+    return acked(responses.Ack(command.COMMAND, name=path))
+
+
+async def update_file_upload(account: XmapAccount, command: c.UpdateFileUpload) -> Reply:
+    _check_size(account, command.data)
+    opened, uid = await _locate(account, command.name)
+    folder, name = files.split_path(command.name)
+    message = files.compose(name, command.data, owner=account.session.account)
+    # The new content first: a failure leaves the old file, never neither.
+    await account.session.mail.append(folder, message, ["\\Seen"])
+    await _remove(opened, uid)
+    return acked(responses.echo(command))
