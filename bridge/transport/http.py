@@ -18,7 +18,7 @@ from aiohttp import web
 from bridge import metrics
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
-from bridge.transport import http_login, http_session, websocket
+from bridge.transport import http_login, http_session, websocket, xmap_http
 from bridge.transport.http_binding import HttpState
 from bridge.transport.http_common import HttpContext, xml_response
 
@@ -57,6 +57,7 @@ ROUTES: dict[str, tuple[Handler, str]] = {
     "healthz": (healthz, "health"),
     "readyz": (readyz, "health"),
     "metrics": (metrics_endpoint, "metrics"),
+    "xmap": (xmap_http.handle, "xmap"),
 }
 
 
@@ -153,6 +154,7 @@ class HttpListener:
 
     async def stop(self) -> None:
         await self.state.stop()
+        await xmap_http.stop(self.state)
         if self._runner is not None:
             await self._runner.cleanup()
 
