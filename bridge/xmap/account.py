@@ -59,20 +59,41 @@ class XmapAccount:
         ref = await self.handles.resolve(handle)
         if ref is None:
             raise BridgeError(ErrorKind.NOT_FOUND, f"no message has handle {handle}")
+        opened = await self._open(handle, ref.mailbox)
         try:
-            opened = await self.pool.get(ref.mailbox)
+            if await self._holds(opened, ref):
+                return Found(handle, ref, opened)
+            # Not there as this connection sees it. It may be behind (a message stored by
+            # another connection since its SELECT), which status() cures (NOOP), or hold a
+            # mailbox deleted and created again since (another UIDVALIDITY): open it afresh.
+            status = await opened.mailbox.status()
+            current = status.uidvalidity == opened.uidvalidity
+        except BridgeError as exc:
+            if exc.kind is not ErrorKind.BACKEND_UNAVAILABLE:
+                raise
+            current = False  # the connection was lost (the server ends it for a deleted mailbox)
+        if not current:
+            await self.pool.drop(ref.mailbox)
+            opened = await self._open(handle, ref.mailbox)
+        if await self._holds(opened, ref):
+            return Found(handle, ref, opened)
+        raise BridgeError(ErrorKind.NOT_FOUND, f"message {handle} no longer exists")
+
+    async def _open(self, handle: int, mailbox: str) -> Opened:
+        try:
+            return await self.pool.get(mailbox)
         except BridgeError as exc:
             if exc.kind is ErrorKind.NOT_FOUND:
                 raise BridgeError(
                     ErrorKind.NOT_FOUND, f"the folder of message {handle} no longer exists"
                 ) from exc
             raise
+
+    @staticmethod
+    async def _holds(opened: Opened, ref: MessageRef) -> bool:
         if opened.uidvalidity != ref.uidvalidity:
-            raise BridgeError(ErrorKind.NOT_FOUND, f"message {handle} no longer exists")
-        present = await opened.mailbox.summaries([ref.uid], [])
-        if ref.uid not in present:
-            raise BridgeError(ErrorKind.NOT_FOUND, f"message {handle} no longer exists")
-        return Found(handle, ref, opened)
+            return False
+        return ref.uid in await opened.mailbox.summaries([ref.uid], [])
 
     def same_mailbox(self, a: str, b: str) -> bool:
         return mailbox_key(a) == mailbox_key(b)

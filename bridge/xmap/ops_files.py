@@ -33,15 +33,22 @@ async def _find_in(opened: Opened, name: str) -> int | None:
 
 async def _locate(account: XmapAccount, path: str) -> tuple[Opened, int]:
     folder, name = files.split_path(path)
-    opened = await account.pool.get(folder)
-    uid = await _find_in(opened, name)
+
+    async def search(opened: Opened) -> tuple[Opened, int | None]:
+        return opened, await _find_in(opened, name)
+
+    # pool.run: once more on a fresh connection if the kept one was lost.
+    opened, uid = await account.pool.run(folder, search)
     if uid is None:
         raise BridgeError(ErrorKind.NOT_FOUND, f"no file {path}")
     return opened, uid
 
 
 async def _refuse_existing(account: XmapAccount, folder: str, name: str) -> None:
-    if await _find_in(await account.pool.get(folder), name) is not None:
+    async def search(opened: Opened) -> int | None:
+        return await _find_in(opened, name)
+
+    if await account.pool.run(folder, search) is not None:
         raise BridgeError(ErrorKind.ALREADY_EXISTS, f"{folder}/{name} already exists")
 
 

@@ -85,12 +85,15 @@ async def move_folder(account: XmapAccount, command: c.MoveFolder) -> Reply:
 
 
 async def empty_folder(account: XmapAccount, command: c.EmptyFolder) -> Reply:
-    opened = await account.pool.get(command.name)
-    mailbox = opened.mailbox
-    uids = await mailbox.view(ViewQuery())
-    if uids:
-        await mailbox.mark(uids, [DELETED], [])
-        await mailbox.expunge(uids)
+    async def empty(opened: Opened) -> None:
+        mailbox = opened.mailbox
+        uids = await mailbox.view(ViewQuery())
+        if uids:
+            await mailbox.mark(uids, [DELETED], [])
+            await mailbox.expunge(uids)
+
+    # pool.run: once more on a fresh connection if the kept one was lost.
+    await account.pool.run(command.name, empty)
     return acked(responses.echo(command))
 
 

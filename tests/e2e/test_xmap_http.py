@@ -413,3 +413,30 @@ async def test_switched_off_and_tls_required(
         assert answer.status == 403
         assert b'Code="550"' in answer.body
         assert account_sessions(running, fresh_account) == []
+
+
+async def test_cross_site_requests_and_active_files(
+    http_url: str, fresh_account: devstack.Account
+) -> None:
+    """A page of another origin cannot drive XMAP with the browser's kept Basic credentials, and
+    a stored HTML file comes back as bytes to save, never as a page of the bridge's origin."""
+    headers = auth(fresh_account)
+    async with aiohttp.ClientSession() as http:
+        foreign = {**headers, "Origin": "https://evil.example", "Content-Type": "text/plain"}
+        refused = await post(http, http_url, b'<CREATEFOLDER Name="Evil"/>', foreign)
+        assert refused.status == 403
+        assert b'Code="550"' in refused.body
+        listing = await post(http, http_url, b"<LISTALLFOLDERS/>", headers)
+        assert b'"Evil"' not in listing.body
+        same = {**headers, "Origin": http_url}
+        made = await post(http, http_url, b'<CREATEFOLDER Name="Web"/>', same)
+        assert made.status == 200, made.body
+        page = b"<html><script>alert(1)</script></html>"
+        upload = b'<NEWFILEUPLOAD Name="x.html" TargetFolder="Web"><?GOREALLYSLOW?></NEWFILEUPLOAD>'
+        stored = await post(http, http_url, upload + b"\x00" + page, headers)
+        assert stored.status == 200, stored.body
+        got = await post(http, http_url, b'<GETFILE Name="Web/x.html"/>', headers)
+        assert got.status == 200 and got.body == page
+        assert got.headers["Content-Type"] == "application/octet-stream"
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+        assert got.headers["Content-Security-Policy"] == "sandbox"
