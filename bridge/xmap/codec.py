@@ -69,7 +69,7 @@ class Attr:
 class Spec:
     build: Callable[..., c.Command]
     attrs: tuple[Attr, ...]
-    line: int  # where the request shape is in xmap-0.90.txt (0: DESIGN.md's LOGIN)
+    line: int  # where the request shape is in xmap-0.90.txt (0: an extension, README "XMAP")
     blob: Blob = Blob.NONE
     items: tuple[str, ...] = ()  # a batch's child commands
 
@@ -121,6 +121,9 @@ COMMANDS: dict[str, Spec] = {
         155,
         Blob.REQUIRED,
     ),
+    # Extensions for what lines 17 and 20 require and no command of the text does.
+    "DELETEFOLDER": Spec(c.DeleteFolder, (_NAME,), 0),
+    "RENAMEFILE": Spec(c.RenameFile, (_NAME, _DESTINATION), 0),
 }
 
 

@@ -211,6 +211,25 @@ class MoveFolder:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteFolder:
+    """`<DELETEFOLDER Name="Full Path"/>`: an extension (README "XMAP"). Line 20 says a server
+    MUST "Allow an agent to delete a folder", but no command of the text does."""
+
+    COMMAND: ClassVar[str] = "DELETEFOLDER"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenameFile:
+    """`<RENAMEFILE Name="Full Path" Destination="Full Path"/>`: an extension for line 17's
+    "Allow an agent to rename a file", which no command of the text does."""
+
+    COMMAND: ClassVar[str] = "RENAMEFILE"
+    name: str
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendMail:
     """`<SENDMAIL MessageHandle=".." TargetFolder=".."/>` + blob, lines 155-157. Both attributes
     are optional: line 154 deletes the handle "if present" and copies to the folder "if
@@ -247,5 +266,7 @@ Command = (
     | CreateFolder
     | RenameFolder
     | MoveFolder
+    | DeleteFolder
+    | RenameFile
     | SendMail
 )

@@ -23,6 +23,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.RenameFolder: ops_folders.rename_folder,
     c.MoveFolder: ops_folders.move_folder,
     c.EmptyFolder: ops_folders.empty_folder,
+    c.DeleteFolder: ops_folders.delete_folder,
     c.GetMessage: ops_messages.get_message,
     c.DeleteMessage: ops_messages.delete_message,
     c.MoveMessage: ops_messages.move_message,
@@ -36,6 +37,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.CopyFile: ops_files.copy_file,
     c.NewFileUpload: ops_files.new_file_upload,
     c.UpdateFileUpload: ops_files.update_file_upload,
+    c.RenameFile: ops_files.rename_file,
 }
 
 

@@ -2,6 +2,9 @@
 (xmap-0.90.txt lines 81, 87, 102, 114, 126-128, 141-143), on files stored as messages
 (files.py). A folder holds at most one file of a name: NEWFILEUPLOAD, MOVEFILE and COPYFILE
 refuse to replace one (ALREADY_EXISTS), UPDATEFILEUPLOAD replaces one that exists.
+RENAMEFILE (our extension: line 17 requires renaming files, no command of the text does it) gives
+a file a new full path, in its folder or another; the name is inside the stored message, so the
+file is stored again under the new name and the old one removed.
 """
 
 from __future__ import annotations
@@ -57,12 +60,16 @@ async def _remove(opened: Opened, uid: int) -> None:
     await opened.mailbox.expunge([uid])
 
 
-async def get_file(account: XmapAccount, command: c.GetFile) -> Reply:
-    opened, uid = await _locate(account, command.name)
+async def _content(opened: Opened, uid: int, path: str) -> bytes:
     body = await opened.mailbox.fetch_section(uid, "1")
     if body is None:
-        raise BridgeError(ErrorKind.NOT_FOUND, f"no file {command.name}")
-    data = files.decode_body(body)
+        raise BridgeError(ErrorKind.NOT_FOUND, f"no file {path}")
+    return files.decode_body(body)
+
+
+async def get_file(account: XmapAccount, command: c.GetFile) -> Reply:
+    opened, uid = await _locate(account, command.name)
+    data = await _content(opened, uid, command.name)
     _, name = files.split_path(command.name)
     header = responses.get_file_header(command.name, len(data))
     return Reply(header, data, files.content_type(name))
@@ -116,4 +123,17 @@ async def update_file_upload(account: XmapAccount, command: c.UpdateFileUpload) 
     # The new content first: a failure leaves the old file, never neither.
     await account.session.mail.append(folder, message, ["\\Seen"])
     await _remove(opened, uid)
+    return acked(responses.echo(command))
+
+
+async def rename_file(account: XmapAccount, command: c.RenameFile) -> Reply:
+    folder, name = files.split_path(command.destination)
+    opened, uid = await _locate(account, command.name)
+    if command.destination != command.name:
+        await _refuse_existing(account, folder, name)
+        data = await _content(opened, uid, command.name)
+        message = files.compose(name, data, owner=account.session.account)
+        # The new name stored first: a failure leaves the old file, never neither.
+        await account.session.mail.append(folder, message, ["\\Seen"])
+        await _remove(opened, uid)
     return acked(responses.echo(command))

@@ -9,6 +9,9 @@ same names a XIMSS session sees). Decisions where the text is silent:
   folder it goes into (`/` for the top level), the folder keeping its own last name, as `mv dir
   target/` does. Both take nested folders along and answer the folder's new full path.
 - EMPTYFOLDER removes every message and file in the folder; nested folders stay.
+- DELETEFOLDER (our extension: line 20 requires deleting folders, no command of the text does it)
+  deletes a folder with its messages and files; a folder holding nested folders is refused
+  (514), so one command never removes a whole tree by surprise.
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ async def empty_folder(account: XmapAccount, command: c.EmptyFolder) -> Reply:
 
     # pool.run: once more on a fresh connection if the kept one was lost.
     await account.pool.run(command.name, empty)
+    return acked(responses.echo(command))
+
+
+async def delete_folder(account: XmapAccount, command: c.DeleteFolder) -> Reply:
+    await account.pool.drop(command.name)
+    await account.session.mail.delete_mailbox(_folder(command.name), children=False)
     return acked(responses.echo(command))
 
 

@@ -188,12 +188,15 @@ RESPONSES: dict[str, tuple[Out, ...]] = {
     "RENAMEFOLDER": (_O_NAME,),  # 269
     "MOVEFOLDER": (_O_NAME,),  # 274
     "SENDMAIL": (Out("MessageHandle", "handle", required=False),),  # 279
+    "DELETEFOLDER": (_O_NAME,),  # extension
+    "RENAMEFILE": (_O_NAME,),  # extension: the file's new full path
 }
 
 # Answer fields that come from a differently named request field.
 _ECHO_FROM: dict[str, dict[str, str]] = {
     "RENAMEFOLDER": {"name": "destination"},
     "MOVEFOLDER": {"name": "destination"},
+    "RENAMEFILE": {"name": "destination"},
 }
 
 

@@ -853,3 +853,32 @@ async def test_error_shapes(xm: Xmap) -> None:
     assert await xm.code_of(c.GetMessage(99999999)) == "512"
     # After all of these the session is still fine.
     assert await xm.get(handle) == mail("Stays")
+
+
+async def test_delete_folder_and_rename_file_extensions(xm: Xmap, stack: devstack.DevStack) -> None:
+    """The two commands the text's MUST list needs and its 22 commands lack (lines 17 and 20)."""
+    await xm.call(c.CreateFolder("Old"))
+    await xm.call(c.CreateFolder("Old/Inner"))
+    await xm.call(c.CreateFolder("Keep"))
+    handle = await xm.upload("Old/Inner", mail("inside"))
+    assert await xm.code_of(c.DeleteFolder("Old")) == "514"  # a whole tree is never removed
+    answer = await xm.call(c.DeleteFolder("Old/Inner"))
+    assert shape(answer) == b'<XMAPROOT><DELETEFOLDER Name="Old/Inner"/></XMAPROOT>'
+    folders = [f.get("Name") for f in (await xm.call(c.ListAllFolders())).first]
+    assert "Old/Inner" not in folders and "Old" in folders
+    assert await xm.code_of(c.GetMessage(handle)) == "512"
+    assert await xm.code_of(c.DeleteFolder("Nowhere")) == "512"
+
+    data = os.urandom(4000) + b"\x00" * 50
+    await xm.call(c.NewFileUpload("draft.bin", "Old", data))
+    await xm.call(c.NewFileUpload("taken.bin", "Keep", b"other"))
+    renamed = await xm.call(c.RenameFile("Old/draft.bin", "Old/final.bin"))
+    assert shape(renamed) == b'<XMAPROOT><RENAMEFILE Name="Old/final.bin"/></XMAPROOT>'
+    assert await xm.get_file("Old/final.bin") == data
+    assert await xm.code_of(c.GetFile("Old/draft.bin")) == "512"
+    assert await xm.code_of(c.RenameFile("Old/final.bin", "Keep/taken.bin")) == "513"
+    await xm.call(c.RenameFile("Old/final.bin", "Keep/moved.bin"))  # into another folder
+    assert await xm.get_file("Keep/moved.bin") == data
+    assert list(await xm.file_rows("Old")) == []
+    assert sorted(await xm.file_rows("Keep")) == ["Keep/moved.bin", "Keep/taken.bin"]
+    assert len(await imap_messages(stack, xm.account, "Keep")) == 2

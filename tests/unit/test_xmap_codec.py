@@ -75,8 +75,8 @@ TEXT_COMMANDS = [
 ]  # fmt: skip
 
 
-def test_the_table_holds_the_texts_commands_and_login() -> None:
-    assert list(COMMANDS) == ["LOGIN", *TEXT_COMMANDS]
+def test_the_table_holds_the_texts_commands_login_and_two_extensions() -> None:
+    assert list(COMMANDS) == ["LOGIN", *TEXT_COMMANDS, "DELETEFOLDER", "RENAMEFILE"]
     assert all(name == spec.build.COMMAND for name, spec in COMMANDS.items())  # type: ignore[attr-defined]
 
 
