@@ -43,6 +43,21 @@ class MessageRef:
 MAX_RENAMES = 16  # renames followed for one location; a longer chain is taken as gone
 
 
+def _name_key(mailbox: str) -> str:
+    """INBOX is case-insensitive (RFC 3501 5.1; the XMAP pool takes `inbox` as `INBOX` and keeps
+    whichever spelling came first): one message there has one handle whatever the spelling."""
+    head, slash, rest = mailbox.partition("/")
+    return "INBOX" + slash + rest if head.upper() == "INBOX" else mailbox
+
+
+def _same(a: MessageRef | None, b: MessageRef) -> bool:
+    return (
+        a is not None
+        and (a.uidvalidity, a.uid) == (b.uidvalidity, b.uid)
+        and _name_key(a.mailbox) == _name_key(b.mailbox)
+    )
+
+
 class HandleStore:
     def __init__(self, state: Store, account: str) -> None:
         self._state = state
@@ -53,13 +68,13 @@ class HandleStore:
         return f"xmap:h:{self._account}:{handle}"
 
     def _reverse_key(self, ref: MessageRef) -> str:
-        return f"xmap:r:{self._account}:{ref.uidvalidity}:{ref.uid}:{ref.mailbox}"
+        return f"xmap:r:{self._account}:{ref.uidvalidity}:{ref.uid}:{_name_key(ref.mailbox)}"
 
     def _renamed_key(self, uidvalidity: int, old: str) -> str:
-        return f"xmap:m:{self._account}:{uidvalidity}:{old}"
+        return f"xmap:m:{self._account}:{uidvalidity}:{_name_key(old)}"
 
     def _former_key(self, uidvalidity: int, new: str) -> str:
-        return f"xmap:u:{self._account}:{uidvalidity}:{new}"
+        return f"xmap:u:{self._account}:{uidvalidity}:{_name_key(new)}"
 
     async def handle_for(self, ref: MessageRef) -> int:
         """The message's handle, given now if it has none."""
@@ -81,15 +96,21 @@ class HandleStore:
             await self._bind(handle, ref)
             return handle
 
-    async def resolve(self, handle: int) -> MessageRef | None:
-        """Where the message of `handle` is (or was); None for a handle never given."""
+    async def _bound(self, handle: int) -> MessageRef | None:
+        """The location `handle` was bound to, before following renames."""
         if not 1 <= handle <= MAX_HANDLE:
             return None
         raw = await self._state.get(self._handle_key(handle))
         if raw is None:
             return None
         mailbox, uidvalidity, uid = json.loads(raw)
-        ref = MessageRef(str(mailbox), int(uidvalidity), int(uid))
+        return MessageRef(str(mailbox), int(uidvalidity), int(uid))
+
+    async def resolve(self, handle: int) -> MessageRef | None:
+        """Where the message of `handle` is (or was); None for a handle never given."""
+        ref = await self._bound(handle)
+        if ref is None:
+            return None
         for _ in range(MAX_RENAMES):
             renamed = await self._state.get(self._renamed_key(ref.uidvalidity, ref.mailbox))
             if renamed is None:
@@ -99,7 +120,7 @@ class HandleStore:
 
     async def renamed(self, old: str, new: str, uidvalidity: int) -> None:
         """The mailbox `old` (with this UIDVALIDITY) is now called `new`."""
-        if old == new:
+        if _name_key(old) == _name_key(new):
             return
         await self._state.set(self._renamed_key(uidvalidity, old), new.encode())
         await self._state.set(self._former_key(uidvalidity, new), old.encode())
@@ -116,22 +137,25 @@ class HandleStore:
             name = former.decode()
             old = MessageRef(name, ref.uidvalidity, ref.uid)
             known = await self._state.get(self._reverse_key(old))
-            if known is not None:
+            # Only a handle still bound there (a reverse entry left by older versions is not).
+            if known is not None and _same(await self._bound(int(known)), old):
                 return int(known), old
         return None
 
     async def moved(self, handle: int, new: MessageRef) -> None:
         """The message of `handle` now lives at `new` (MOVE, or a replacing upload)."""
         async with self._lock:
-            old = await self.resolve(handle)
-            if old is not None:
-                await self._state.delete(self._reverse_key(old))
+            await self._unbind(handle)
             await self._bind(handle, new)
 
     async def handle_of(self, ref: MessageRef) -> int | None:
-        """The handle already given for a location, if any (never gives one)."""
+        """The handle already given for a location, if any (never gives one); like handle_for,
+        a location in a renamed mailbox has the handle given under its former name."""
         known = await self._state.get(self._reverse_key(ref))
-        return int(known) if known is not None else None
+        if known is not None:
+            return int(known)
+        former = await self._under_former_name(ref)
+        return former[0] if former is not None else None
 
     async def relocated(
         self, mailbox: str, uidvalidity: int, placed: Mapping[int, Located], target: str
@@ -146,10 +170,21 @@ class HandleStore:
     async def forget(self, handle: int) -> None:
         """The message was deleted through XMAP: its handle names nothing any more."""
         async with self._lock:
-            old = await self.resolve(handle)
-            if old is not None:
-                await self._state.delete(self._reverse_key(old))
+            await self._unbind(handle)
             await self._state.delete(self._handle_key(handle))
+
+    async def _unbind(self, handle: int) -> None:
+        """Drop the reverse entries of where `handle` is: the location it was bound to and, when
+        its mailbox was renamed since, the same location under the new name."""
+        bound = await self._bound(handle)
+        if bound is None:
+            return
+        await self._state.delete(self._reverse_key(bound))
+        now = await self.resolve(handle)
+        if now is not None and not _same(now, bound):
+            key = self._reverse_key(now)
+            if await self._state.get(key) == str(handle).encode():
+                await self._state.delete(key)
 
     async def _bind(self, handle: int, ref: MessageRef) -> None:
         value = json.dumps([ref.mailbox, ref.uidvalidity, ref.uid]).encode()

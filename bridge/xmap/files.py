@@ -25,6 +25,7 @@ import datetime as dt
 import email.policy
 import mimetypes
 import secrets
+import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from email.message import EmailMessage
@@ -37,6 +38,9 @@ LENGTH_FIELD = "X-XMAP-File-Length"
 MAX_NAME_BYTES = 255
 DEFAULT_TYPE = "application/octet-stream"
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
+# Control characters, line and paragraph separators and lone surrogates: no header (Subject,
+# filename) can carry them, and the email package refuses line breaks outright.
+_UNFIT = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 def _bad(text: str) -> BridgeError:
@@ -48,7 +52,9 @@ def check_name(name: str) -> str:
         raise _bad("a file needs a name")
     if "/" in name:
         raise _bad("a file name holds no '/'")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+    if any(unicodedata.category(char) in _UNFIT for char in name):
+        raise _bad("a file name holds no control characters or line breaks")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise _bad(f"a file name is at most {MAX_NAME_BYTES} bytes")
     return name
 
@@ -88,10 +94,12 @@ def name_of(headers: Mapping[str, str]) -> str | None:
 
 
 def length_of(headers: Mapping[str, str], fallback: int) -> int:
-    try:
-        return int(headers.get(LENGTH_FIELD, ""))
-    except ValueError:
-        return fallback
+    """The byte count compose wrote: plain ASCII digits (int() would also take "-5", "1_000"
+    and other scripts' digits), else `fallback`."""
+    raw = headers.get(LENGTH_FIELD, "").strip()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
+    return fallback
 
 
 def content_type(name: str) -> str:

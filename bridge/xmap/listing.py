@@ -31,7 +31,7 @@ def message_date(summary: MessageSummary) -> dt.datetime:
     if raw:
         try:
             return email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             pass
     return summary.internaldate
 

@@ -75,7 +75,8 @@ def _value(field: bytes) -> str:
 def complete(raw: bytes, owner: str, fields: list[tuple[str, bytes]]) -> bytes:
     """The message with Date and Message-ID added when missing."""
     names = {name for name, _ in fields}
-    newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+    # The line end of the header's first line (a CRLF in an LF message's body is not its own).
+    newline = b"\r\n" if fields[0][1].endswith(b"\r\n") else b"\n"
     added = b""
     if "date" not in names:
         added += b"Date: " + email.utils.formatdate(localtime=False).encode() + newline
