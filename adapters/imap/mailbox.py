@@ -408,7 +408,7 @@ class ImapOpenMailbox:
             return {}
         client = await self._current()
         result = await client.execute("UID COPY", Raw(sequence_set(uids)), self._to_server(target))
-        return copied_to(result)
+        return copied_to(result, len(uids))
 
     async def move(self, uids: Sequence[int], target: str) -> dict[int, Located]:
         if not uids:
@@ -418,7 +418,7 @@ class ImapOpenMailbox:
             # RFC 6851: COPYUID comes in an untagged OK before the EXPUNGEs.
             result = await client.execute("UID MOVE", Raw(sequence_set(uids)),
                                           self._to_server(target), wants=("OK",))  # fmt: skip
-            return copied_to(result)
+            return copied_to(result, len(uids))
         placed = await self.copy(uids, target)
         await self.mark(uids, ["\\Deleted"], [])
         await self.expunge(uids)
@@ -451,14 +451,17 @@ def _esearch_all(result: Result) -> list[int]:
     return uids
 
 
-def _expand(sequence: str) -> list[int]:
+def _expand(sequence: str, limit: int | None = None) -> list[int]:
     """A UID set as the server sends it ("1:5,9,12:14"), expanded; plain string splitting, as
-    a SORT of 100,000 messages sends tens of thousands of pieces."""
+    a SORT of 100,000 messages sends tens of thousands of pieces. With `limit`, a set of more
+    UIDs is a ValueError before anything is expanded (a range costs nothing to send)."""
     uids: list[int] = []
     for piece in sequence.split(","):
         low, _, high = piece.partition(":")
         if high:
             a, b = int(low), int(high)
+            if limit is not None and len(uids) + abs(a - b) + 1 > limit:
+                raise ValueError("more UIDs than asked for")
             uids.extend(range(min(a, b), max(a, b) + 1))
         else:
             uids.append(int(low))
@@ -539,16 +542,17 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
     return MessageSummary(uid, flags, size, internaldate, headers, structure)
 
 
-def copied_to(result: Result) -> dict[int, Located]:
+def copied_to(result: Result, asked: int = 1 << 20) -> dict[int, Located]:
     """Source UID -> where its copy went, from a COPYUID code (tagged, or untagged for MOVE);
-    empty when the server sent none (no UIDPLUS)."""
+    empty when the server sent none (no UIDPLUS) or named more than the `asked` UIDs."""
     codes = [result.tagged.code] + [item.code for item in result.of("OK")]
     for code in codes:
         if code is None or code.name != "COPYUID" or len(code.args) < 3:
             continue
         try:
             uidvalidity = int(str(code.args[0]))
-            sources, targets = _expand(str(code.args[1])), _expand(str(code.args[2]))
+            sources = _expand(str(code.args[1]), asked)
+            targets = _expand(str(code.args[2]), asked)
         except ValueError:
             return {}
         if len(sources) != len(targets):

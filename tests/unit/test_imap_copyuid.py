@@ -3,6 +3,8 @@ from server lines parsed by the project's own response parser."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,3 +122,17 @@ def test_any_copyuid_round_trips(sources: list[int], first_target: int, uidvalid
     assert copied_to(result(line)) == expected
     untagged = result(line.replace(b"a OK", b"* OK", 1), b"a OK Move completed.")
     assert copied_to(untagged) == expected
+
+
+def test_a_range_larger_than_what_was_asked_is_not_expanded() -> None:
+    """A server's `1:4294967295` would otherwise be four billion UIDs in memory."""
+    huge = result(b"A1 OK [COPYUID 38505 1:4294967295 1:4294967295] Done")
+    started = time.perf_counter()
+    assert copied_to(huge, 3) == {}
+    assert time.perf_counter() - started < 1.0
+    fits = result(b"A1 OK [COPYUID 38505 4:6 10:12] Done")
+    assert copied_to(fits, 3) == {
+        4: Located(38505, 10),
+        5: Located(38505, 11),
+        6: Located(38505, 12),
+    }
