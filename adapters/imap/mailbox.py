@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from adapters.imap.bodystructure import parse_bodystructure
 from adapters.imap.client import ImapClient, Result
+from adapters.imap.fields import header_values, internal_date
 from adapters.imap.journal import ChangeJournal
 from adapters.imap.wire import Arg, Atom, Raw, Value, parse_sequence_set, sequence_set
 from adapters.protocols import (
@@ -528,15 +529,10 @@ def _summary(pairs: Value, fields: list[str]) -> MessageSummary | None:
         elif name == "RFC822.SIZE":
             size = int(str(value))
         elif name == "INTERNALDATE" and isinstance(value, bytes):
-            with contextlib.suppress(ValueError):
-                internaldate = dt.datetime.strptime(value.decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+            internaldate = internal_date(value.decode("ascii", "replace")) or internaldate
         elif name.startswith("BODY[HEADER.FIELDS") and isinstance(value, bytes):
-            parsed = _HEADER_PARSER.parsebytes(value)
-            wanted = {f.lower(): f for f in fields}
-            for header, header_value in parsed.items():
-                original = wanted.get(header.lower())
-                if original is not None and original not in headers:
-                    headers[original] = " ".join(str(header_value).split())
+            for field, text in header_values(value, fields).items():
+                headers.setdefault(field, text)
     if uid is None or size is None:
         return None
     return MessageSummary(uid, flags, size, internaldate, headers, structure)

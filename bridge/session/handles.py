@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from adapters.protocols import Located, MailStore
@@ -58,6 +58,10 @@ def _same(a: MessageRef | None, b: MessageRef) -> bool:
     )
 
 
+def _location(ref: MessageRef) -> bytes:
+    return json.dumps([ref.mailbox, ref.uidvalidity, ref.uid]).encode()
+
+
 class HandleStore:
     def __init__(self, state: Store, account: str) -> None:
         self._state = state
@@ -78,23 +82,56 @@ class HandleStore:
 
     async def handle_for(self, ref: MessageRef) -> int:
         """The message's handle, given now if it has none."""
+        return (await self.handles_for([ref]))[0]
+
+    async def handles_for(self, refs: Sequence[MessageRef]) -> list[int]:
+        """handle_for of many locations at once (a listing of thousands): one read for those
+        that have handles, one block of new numbers for those that do not."""
         async with self._lock:
-            known = await self._state.get(self._reverse_key(ref))
-            if known is not None:
-                return int(known)
-            former = await self._under_former_name(ref)
-            if former is not None:
+            keys = [self._reverse_key(ref) for ref in refs]
+            known = {key: int(value) for key, value in (await self._state.get_many(keys)).items()}
+            missing = {key: ref for key, ref in zip(keys, refs, strict=True) if key not in known}
+            fresh: dict[str, MessageRef] = {}
+            renamed = await self._renamed_mailboxes(missing.values())
+            for key, ref in missing.items():
+                former = None
+                if (ref.uidvalidity, _name_key(ref.mailbox)) in renamed:
+                    former = await self._under_former_name(ref)
+                if former is None:
+                    fresh[key] = ref
+                    continue
+                # Given before its mailbox was renamed: the handle moves to the new name.
                 await self._state.delete(self._reverse_key(former[1]))
                 await self._bind(former[0], ref)
-                return former[0]
-            counter = f"xmap:next:{self._account}"
-            raw = await self._state.get(counter)
-            handle = int(raw) if raw is not None else 1
-            if handle > MAX_HANDLE:
-                raise BridgeError(ErrorKind.LIMIT, "no message handles left for this account")
-            await self._state.set(counter, str(handle + 1).encode())
-            await self._bind(handle, ref)
-            return handle
+                known[key] = former[0]
+            known.update(await self._give(fresh))
+            return [known[key] for key in keys]
+
+    async def _renamed_mailboxes(self, refs: Iterable[MessageRef]) -> set[tuple[int, str]]:
+        """Which of these locations' mailboxes had another name before (one read per mailbox)."""
+        boxes = {(ref.uidvalidity, _name_key(ref.mailbox)) for ref in refs}
+        ordered = list(boxes)
+        found = await self._state.get_many([self._former_key(v, name) for v, name in ordered])
+        return {box for box in ordered if self._former_key(*box) in found}
+
+    async def _give(self, fresh: Mapping[str, MessageRef]) -> dict[str, int]:
+        """New handles for these locations (reverse key -> location), numbered in order."""
+        if not fresh:
+            return {}
+        counter = f"xmap:next:{self._account}"
+        raw = await self._state.get(counter)
+        first = int(raw) if raw is not None else 1
+        if first + len(fresh) - 1 > MAX_HANDLE:
+            raise BridgeError(ErrorKind.LIMIT, "no message handles left for this account")
+        await self._state.set(counter, str(first + len(fresh)).encode())
+        given: dict[str, int] = {}
+        items: dict[str, bytes] = {}
+        for handle, (key, ref) in enumerate(fresh.items(), first):
+            given[key] = handle
+            items[self._handle_key(handle)] = _location(ref)
+            items[key] = str(handle).encode()
+        await self._state.set_many(items)
+        return given
 
     async def _bound(self, handle: int) -> MessageRef | None:
         """The location `handle` was bound to, before following renames."""
@@ -187,8 +224,7 @@ class HandleStore:
                 await self._state.delete(key)
 
     async def _bind(self, handle: int, ref: MessageRef) -> None:
-        value = json.dumps([ref.mailbox, ref.uidvalidity, ref.uid]).encode()
-        await self._state.set(self._handle_key(handle), value)
+        await self._state.set(self._handle_key(handle), _location(ref))
         await self._state.set(self._reverse_key(ref), str(handle).encode())
 
 

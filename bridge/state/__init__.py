@@ -6,6 +6,7 @@ implements the same Protocol. Everything kept here is a cache: losing it costs s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 
@@ -15,5 +16,11 @@ class Store(Protocol):
     async def set(self, key: str, value: bytes) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The values of the keys that exist, in one round trip (a listing needs thousands)."""
+        ...
+
+    async def set_many(self, items: Mapping[str, bytes]) -> None: ...
 
     async def close(self) -> None: ...

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+# Keys per SELECT ... IN (...): below SQLite's default limit of bound parameters.
+BATCH = 500
 SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
 
 
@@ -32,6 +35,30 @@ class SqliteStore:
 
     async def set(self, key: str, value: bytes) -> None:
         await self._run("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", key, value)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._run(f"SELECT key, value FROM kv WHERE key IN ({marks})", *chunk)
+            for key, value in rows:
+                if isinstance(key, str) and isinstance(value, bytes | bytearray | memoryview):
+                    found[key] = bytes(value)
+        return found
+
+    async def set_many(self, items: Mapping[str, bytes]) -> None:
+        if not items:
+            return
+        rows = list(items.items())
+        async with self._lock:
+            await asyncio.to_thread(self._write_many, rows)
+
+    def _write_many(self, rows: list[tuple[str, bytes]]) -> None:
+        with self._db:  # one transaction: one sync, not one per key
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", rows)
 
     async def delete(self, key: str) -> None:
         await self._run("DELETE FROM kv WHERE key = ?", key)

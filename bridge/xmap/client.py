@@ -18,6 +18,8 @@ from bridge.xmap.codec import command_to_element
 from bridge.xmap.framing import Decoder, Malformed, Message, Role, encode_command
 
 READ_CHUNK = 64 * 1024
+# Answers are larger than commands: a LISTFOLDER of 10,000 messages is about 3 MB of XML.
+MAX_ANSWER_BYTES = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,15 @@ class XmapFailed(Exception):
 
 
 class XmapClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        max_answer: int = MAX_ANSWER_BYTES,
+    ) -> None:
         self._reader = reader
         self._writer = writer
-        self._decoder = Decoder(role=Role.CLIENT)
+        self._decoder = Decoder(role=Role.CLIENT, max_frame=max_answer, max_blob=max_answer)
         self._ready: list[Message] = []
 
     @classmethod

@@ -43,15 +43,15 @@ async def list_folder(account: XmapAccount, command: c.ListFolder) -> Reply:
         for start in range(0, len(uids), LIST_CHUNK):
             chunk = uids[start : start + LIST_CHUNK]
             summaries = await mailbox.summaries(chunk, listing.HEADER_FIELDS, with_structure=True)
-            for uid in chunk:
-                summary = summaries.get(uid)
-                if summary is None:
-                    continue  # expunged meanwhile
-                handle = None
-                if not listing.is_file(summary):
-                    ref = MessageRef(mailbox.name, opened.uidvalidity, uid)
-                    handle = await account.handles.handle_for(ref)
-                found.append(listing.row(command.name, summary, handle))
+            present = [summaries[uid] for uid in chunk if uid in summaries]  # gone meanwhile
+            messages = [summary for summary in present if not listing.is_file(summary)]
+            refs = [MessageRef(mailbox.name, opened.uidvalidity, m.uid) for m in messages]
+            handles = dict(
+                zip([m.uid for m in messages], await account.handles.handles_for(refs), strict=True)
+            )
+            found += [
+                listing.row(command.name, summary, handles.get(summary.uid)) for summary in present
+            ]
         return found
 
     return Reply(responses.list_folder(command.name, await account.pool.run(command.name, rows)))

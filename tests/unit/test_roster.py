@@ -52,6 +52,7 @@ from bridge.session.roster_codec import (
     peer_address,
 )
 from bridge.session.roster_exchange import MAX_SENDERS, Exchange, mail_key, senders_key
+from bridge.state.memory import MemoryStore
 from bridge.ximss.ops.presence import PresenceWatch
 from bridge.ximss.roster_xml import notice, parse_roster_set, removed_item, roster_item
 
@@ -59,21 +60,7 @@ A, B = "alice@example.test", "bob@example.test"
 T = TypeVar("T")
 
 
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    async def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    async def set(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-
-    async def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    async def close(self) -> None:
-        pass
+DictStore = MemoryStore
 
 
 def sub_of(roster: Roster, peer: str) -> Sub:

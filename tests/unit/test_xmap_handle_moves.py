@@ -22,30 +22,13 @@ from bridge.session.handles import (
     MessageRef,
     record_rename,
 )
+from bridge.state.memory import MemoryStore
 from bridge.xmap.pool import mailbox_key
 
 V = 1700  # the UIDVALIDITY a renamed mailbox keeps
 
 
-class DictStore:
-    """bridge.state.Store in a dict."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.closed = False
-
-    async def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    async def set(self, key: str, value: bytes) -> None:
-        assert isinstance(value, bytes)
-        self.data[key] = value
-
-    async def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    async def close(self) -> None:
-        self.closed = True
+DictStore = MemoryStore
 
 
 def new_handles(account: str = "a@x.test") -> tuple[DictStore, HandleStore]:
