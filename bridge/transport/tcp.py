@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 from bridge.config import LimitSettings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
-from bridge.transport.tasks import TaskSet
+from bridge.transport.listener import READ_CHUNK, StreamListener
 from bridge.ximss import codec
 from bridge.ximss.conversation import Conversation
 from bridge.ximss.framing import FrameDecoder, FrameTooLarge, encode_frame
@@ -30,7 +30,6 @@ from bridge.ximss.ops.base import Outcome
 
 log = logging.getLogger("bridge.tcp")
 
-READ_CHUNK: Final = 64 * 1024
 # Replies still queued below which the next request is processed without waiting.
 LOW_WATER: Final = 1 << 20
 _EOF: Final = b""
@@ -258,7 +257,7 @@ class XimssConnection:
                 return
 
 
-class TcpListener:
+class TcpListener(StreamListener):
     """The XIMSS TCP server: accepts connections and runs each as a named, tracked task.
 
     With `tls` every connection is encrypted from the first byte (the implicit-TLS port); with
@@ -274,31 +273,12 @@ class TcpListener:
         tls: ssl.SSLContext | None = None,
         starttls: ssl.SSLContext | None = None,
     ) -> None:
-        self._services = services
-        self._host = host
-        self._port = port
+        super().__init__(services, host, port, "ximss-tls" if tls is not None else "ximss-tcp")
         self._tls = tls
         self._starttls = None if tls is not None else starttls
-        self._server: asyncio.Server | None = None
-        self._connections = TaskSet("ximss-tls" if tls is not None else "ximss-tcp")
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        sock = self._server.sockets[0]
-        return int(sock.getsockname()[1])
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept,
-            self._host,
-            self._port,
-            limit=READ_CHUNK,
-            reuse_address=True,
+        await self._listen(
             ssl=self._tls,
             # A handshake is part of logging in: it gets the same time limit.
             ssl_handshake_timeout=(
@@ -308,25 +288,13 @@ class TcpListener:
         kind = "TLS" if self._tls else ("TCP, STARTTLS" if self._starttls else "TCP")
         log.info("XIMSS %s listening on %s:%d", kind, self._host, self.port)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self._services.settings.limits.max_connections:
-            log.warning("connection limit reached, refusing a connection")
-            writer.close()
-            return
-        # Run the connection as a task of ours, not asyncio's callback task: cancelling that one
-        # at shutdown makes Python 3.11's stream protocol log a spurious CancelledError.
-        connection = XimssConnection(
+    def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> XimssConnection:
+        return XimssConnection(
             reader,
             writer,
             self._services,
             secure=self._tls is not None,
             starttls=self._starttls,
         )
-        self._connections.spawn(connection.run(), connection.peer)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        await self._connections.cancel_all()
-        if self._server is not None:
-            await self._server.wait_closed()

@@ -14,19 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
 
 from bridge.errors import BridgeError
 from bridge.services import Services
-from bridge.transport.tasks import TaskSet
+from bridge.transport.listener import READ_CHUNK, StreamListener
 from bridge.xmap.account import Reply
 from bridge.xmap.conversation import XmapConversation
 from bridge.xmap.errors import error_for
 from bridge.xmap.framing import Decoder, FramingError, Role, encode, encode_with_blob
 
 log = logging.getLogger("bridge.xmap")
-
-READ_CHUNK: Final = 64 * 1024
 
 
 class XmapConnection:
@@ -97,40 +94,15 @@ class XmapConnection:
             await self._writer.drain()
 
 
-class XmapTcpListener:
+class XmapTcpListener(StreamListener):
     def __init__(self, services: Services, host: str, port: int) -> None:
-        self._services = services
-        self._host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._connections = TaskSet("xmap-tcp")
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
+        super().__init__(services, host, port, "xmap-tcp")
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=READ_CHUNK, reuse_address=True
-        )
+        await self._listen()
         log.info("XMAP TCP listening on %s:%d", self._host, self.port)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self._services.settings.limits.max_connections:
-            log.warning("XMAP connection limit reached, refusing a connection")
-            writer.close()
-            return
-        connection = XmapConnection(reader, writer, self._services)
-        self._connections.spawn(connection.run(), connection.peer)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        await self._connections.cancel_all()
-        if self._server is not None:
-            await self._server.wait_closed()
+    def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> XmapConnection:
+        return XmapConnection(reader, writer, self._services)
