@@ -6,7 +6,8 @@ so a client that sends faster than it is answered waits in its own socket buffer
 bridge holds is bounded by the decoder's limits (one frame, one blob). A reply the client does
 not read within `slow_client_timeout` ends the connection. A framing error (a bad or oversized
 blob length, a frame past the limit) is answered with an ERROR and ends the connection: past it
-the stream has no reliable message boundary.
+the stream has no reliable message boundary. A connection that gave `MAX_FAILED_LOGINS` wrong
+passwords is closed after the last answer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Final
 
 from bridge.errors import BridgeError
 from bridge.services import Services
@@ -24,6 +26,9 @@ from bridge.xmap.errors import error_for
 from bridge.xmap.framing import Decoder, FramingError, Role, encode, encode_with_blob
 
 log = logging.getLogger("bridge.xmap")
+
+# Wrong passwords one connection may try before it is closed (guessing costs a reconnect).
+MAX_FAILED_LOGINS: Final = 3
 
 
 class XmapConnection:
@@ -77,6 +82,10 @@ class XmapConnection:
                     return
                 for event in events:
                     await self._send(await self.conversation.handle(event))
+                    if self.conversation.failed_logins >= MAX_FAILED_LOGINS:
+                        log.info("peer=%s XMAP %d wrong passwords, closing", self.peer,
+                                 MAX_FAILED_LOGINS)  # fmt: skip
+                        return
         except (OSError, TimeoutError):
             pass  # the client went away, or stopped reading its replies
         finally:

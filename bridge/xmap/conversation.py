@@ -48,6 +48,7 @@ class XmapConversation:
         self.transport = transport
         self._ender = ender
         self.account: XmapAccount | None = None
+        self.failed_logins = 0
 
     @property
     def session(self) -> Session | None:
@@ -72,7 +73,12 @@ class XmapConversation:
                 raise CodecError(command.COMMAND, ErrorKind.ALREADY_LOGGED_IN)
             if not self._password_allowed:
                 raise CodecError(command.COMMAND, ErrorKind.PERMISSION, "LOGIN requires TLS")
-            await self.login(command.user_name, command.password)
+            try:
+                await self.login(command.user_name, command.password)
+            except BridgeError as exc:
+                if exc.kind is ErrorKind.AUTH_FAILED:
+                    self.failed_logins += 1
+                raise
             assert self.account is not None
             return acked(responses.Ack(command.COMMAND, user_name=self.account.session.account))
         if self.account is None or self.account.session.closed:

@@ -234,6 +234,20 @@ async def test_login_answers_the_user_name_and_refuses_the_rest(
         await client.close()
 
 
+async def test_three_wrong_passwords_close_the_connection(
+    xmap_port: int, fresh_account: devstack.Account
+) -> None:
+    client = await XmapClient.connect("127.0.0.1", xmap_port)
+    try:
+        for _ in range(3):
+            wrong = await client.call(c.Login(fresh_account.address, "guess"), check=False)
+            assert wrong.error is not None and wrong.error.get("Code") == "535"
+        with pytest.raises(EOFError):
+            await client.call(c.Login(fresh_account.address, fresh_account.password))
+    finally:
+        await client.close()
+
+
 # --- 2. every command --------------------------------------------------------------------------
 
 
