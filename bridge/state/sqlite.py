@@ -41,8 +41,9 @@ class SqliteStore:
         found: dict[str, bytes] = {}
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
-            marks = ",".join("?" * len(chunk))
-            rows = await self._run(f"SELECT key, value FROM kv WHERE key IN ({marks})", *chunk)
+            marks = ",".join("?" * len(chunk))  # only placeholders go into the text
+            query = f"SELECT key, value FROM kv WHERE key IN ({marks})"  # noqa: S608
+            rows = await self._run(query, *chunk)
             for key, value in rows:
                 if isinstance(key, str) and isinstance(value, bytes | bytearray | memoryview):
                     found[key] = bytes(value)
