@@ -67,6 +67,19 @@ class HandleStore:
         self._state = state
         self._account = account
         self._lock = asyncio.Lock()
+        # Folder renames and deletions by any session of the account in this process: XMAP
+        # sessions close their selected mailboxes when it moves (xmap/pool.py).
+        self.folder_epoch = 0
+        self._in_use = False
+
+    def folders_changed(self) -> None:
+        self.folder_epoch += 1
+
+    async def in_use(self) -> bool:
+        """Whether the account was ever given a handle (else moves need not look for any)."""
+        if not self._in_use:
+            self._in_use = await self._state.get(f"xmap:next:{self._account}") is not None
+        return self._in_use
 
     def _handle_key(self, handle: int) -> str:
         return f"xmap:h:{self._account}:{handle}"
@@ -131,6 +144,7 @@ class HandleStore:
             items[self._handle_key(handle)] = _location(ref)
             items[key] = str(handle).encode()
         await self._state.set_many(items)
+        self._in_use = True
         return given
 
     async def _bound(self, handle: int) -> MessageRef | None:
@@ -199,9 +213,18 @@ class HandleStore:
     ) -> None:
         """Messages of `mailbox` were moved (by any front end) to `target`, as the server's
         COPYUID says: each handle that named one of them now names its new place."""
-        for uid, where in placed.items():
-            handle = await self.handle_of(MessageRef(mailbox, uidvalidity, uid))
+        if not placed or not await self.in_use():
+            return
+        refs = {uid: MessageRef(mailbox, uidvalidity, uid) for uid in placed}
+        known = await self._state.get_many([self._reverse_key(ref) for ref in refs.values()])
+        renamed = await self._renamed_mailboxes(refs.values())
+        for uid, ref in refs.items():
+            raw = known.get(self._reverse_key(ref))
+            handle = int(raw) if raw is not None else None
+            if handle is None and renamed:
+                handle = await self.handle_of(ref)
             if handle is not None:
+                where = placed[uid]
                 await self.moved(handle, MessageRef(target, where.uidvalidity, where.uid))
 
     async def forget(self, handle: int) -> None:
@@ -209,6 +232,19 @@ class HandleStore:
         async with self._lock:
             await self._unbind(handle)
             await self._state.delete(self._handle_key(handle))
+
+    async def forget_removed(self, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> None:
+        """These messages were expunged (EMPTYFOLDER): drop their handles in one go. Only
+        handles bound right there are dropped; one that moved in since keeps its place."""
+        refs = [MessageRef(mailbox, uidvalidity, uid) for uid in uids]
+        async with self._lock:
+            known = await self._state.get_many([self._reverse_key(ref) for ref in refs])
+            keys: list[str] = []
+            for ref in refs:
+                raw = known.get(self._reverse_key(ref))
+                if raw is not None:
+                    keys += [self._reverse_key(ref), self._handle_key(int(raw))]
+            await self._state.delete_many(keys)
 
     async def _unbind(self, handle: int) -> None:
         """Drop the reverse entries of where `handle` is: the location it was bound to and, when

@@ -27,5 +27,9 @@ class MemoryStore:
         for key, value in items.items():
             await self.set(key, value)
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.data.pop(key, None)
+
     async def close(self) -> None:
         self.closed = True

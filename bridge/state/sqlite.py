@@ -61,6 +61,18 @@ class SqliteStore:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", rows)
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        rows = [(key,) for key in keys]
+        async with self._lock:
+            await asyncio.to_thread(self._delete_many, rows)
+
+    def _delete_many(self, rows: list[tuple[str]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM kv WHERE key = ?", rows)
+
     async def delete(self, key: str) -> None:
         await self._run("DELETE FROM kv WHERE key = ?", key)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import time
 import weakref
@@ -27,6 +28,8 @@ from bridge.xmap.errors import CodecError
 log = logging.getLogger("bridge.xmap.http")
 
 TRANSPORT: Final = "xmap-http"
+# A kept login is checked against the mail server again after this many seconds in any case.
+MAX_LOGIN_AGE: Final = 3600.0
 # Failures that leave a kept login useless: drop it, so the next request logs in afresh.
 BROKEN_LOGIN: Final = frozenset({ErrorKind.BACKEND_UNAVAILABLE, ErrorKind.TIMEOUT})
 
@@ -38,8 +41,16 @@ class Login:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one command at a time
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # the login has finished
     last_used: float = field(default_factory=time.monotonic)
+    created: float = field(default_factory=time.monotonic)
     users: int = 0  # requests holding it (between login and answer): never reaped meanwhile
     dropped: bool = False
+
+    def holds_password(self, password: str) -> bool:
+        conv = self.conversation
+        credentials = conv.session.credentials if conv and conv.session else None
+        if credentials is None:
+            return False
+        return hmac.compare_digest(credentials.password.encode(), password.encode())
 
     @property
     def alive(self) -> bool:
@@ -84,6 +95,14 @@ class XmapLogins:
             if not login.alive:
                 await self._end(login, "its session has ended")
                 continue
+            if time.monotonic() - login.created > MAX_LOGIN_AGE:
+                # A password changed on the mail server is noticed at the next real login.
+                await self._end(login, f"older than {MAX_LOGIN_AGE:g}s")
+                continue
+            if not login.holds_password(password):
+                # passwordModify gave the session a new password: the old one opens nothing.
+                await self._end(login, "its password was changed")
+                continue
             login.users += 1
             login.last_used = time.monotonic()
             return login
@@ -125,21 +144,23 @@ class XmapLogins:
         login.last_used = time.monotonic()
 
     async def execute(self, login: Login, command: c.Command) -> Reply:
-        async with login.lock:
-            if not login.alive or login.conversation is None:
-                raise CodecError(
-                    command.COMMAND,
-                    ErrorKind.BACKEND_UNAVAILABLE,
-                    "the login ended while the request was read; send it again",
-                )
-            try:
-                return await login.conversation.run(command)
-            except BridgeError as exc:
-                if exc.kind in BROKEN_LOGIN:
-                    await self._end(login, f"the mail server failed ({exc.kind.value})")
-                raise
-            finally:
-                login.last_used = time.monotonic()
+        """Run a command on the login; the caller holds `login.lock` (it also covers reading
+        the request's body, so one login holds one body at a time, however many requests
+        arrive at once)."""
+        if not login.alive or login.conversation is None:
+            raise CodecError(
+                command.COMMAND,
+                ErrorKind.BACKEND_UNAVAILABLE,
+                "the login ended while the request was read; send it again",
+            )
+        try:
+            return await login.conversation.run(command)
+        except BridgeError as exc:
+            if exc.kind in BROKEN_LOGIN:
+                await self._end(login, f"the mail server failed ({exc.kind.value})")
+            raise
+        finally:
+            login.last_used = time.monotonic()
 
     def _forget(self, login: Login) -> None:
         login.dropped = True

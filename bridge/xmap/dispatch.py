@@ -42,6 +42,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
 
 
 async def run(account: XmapAccount, command: c.Command) -> Reply:
+    await account.pool.sync(account.handles.folder_epoch)
     if isinstance(command, c.DeleteItems | c.MoveItems | c.CopyItems):
         return await _batch(account, command)
     handler = HANDLERS.get(type(command))

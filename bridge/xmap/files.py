@@ -33,6 +33,10 @@ from email.utils import format_datetime
 
 from bridge.errors import BridgeError, ErrorKind
 
+# The IMAP keyword every stored file carries. A header alone would not do: anyone can send the
+# user a mail with an X-XMAP-File header, and it would pass for (or shadow) the user's own file.
+FILE_KEYWORD = "$XMAPFile"
+FILE_FLAGS = ("\\Seen", FILE_KEYWORD)
 FILE_FIELD = "X-XMAP-File"
 LENGTH_FIELD = "X-XMAP-File-Length"
 MAX_NAME_BYTES = 255
@@ -124,6 +128,13 @@ def compose(name: str, data: bytes, *, owner: str, when: dt.datetime | None = No
         disposition="attachment", filename=name,
     )  # fmt: skip
     return message.as_bytes()
+
+
+def stored_size(length: int) -> int:
+    """A bound on the stored message's size for a file of `length` bytes: base64 in lines of 76
+    characters and CRLF, and a header of at most a few kilobytes."""
+    encoded = (length + 2) // 3 * 4
+    return encoded + (encoded + 75) // 76 * 2 + 8192
 
 
 def decode_body(body: bytes) -> bytes:

@@ -58,13 +58,15 @@ def _attachments(part: MimePart, *, top: bool) -> list[MimePart]:
 
 
 def is_file(summary: MessageSummary) -> bool:
-    return files.name_of(summary.headers) is not None
+    """A file stored by XMAP: its keyword and its name header (files.FILE_KEYWORD)."""
+    flags = {flag.casefold() for flag in summary.flags}
+    return files.FILE_KEYWORD.casefold() in flags and files.name_of(summary.headers) is not None
 
 
 def row(folder: str, summary: MessageSummary, handle: int | None) -> MessageHeader | FileHeader:
     """The row of one message; `handle` is its MessageHandle (None for a file: files have none)."""
     name = files.name_of(summary.headers)
-    if name is not None:
+    if name is not None and is_file(summary):
         return FileHeader(
             name=f"{folder}/{name}",
             date=summary.internaldate,

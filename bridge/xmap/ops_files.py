@@ -5,6 +5,10 @@ refuse to replace one (ALREADY_EXISTS), UPDATEFILEUPLOAD replaces one that exist
 RENAMEFILE (our extension: line 17 requires renaming files, no command of the text does it) gives
 a file a new full path, in its folder or another; the name is inside the stored message, so the
 file is stored again under the new name and the old one removed.
+
+Two sessions of an account may store a name at the same moment; whatever stores a file removes
+every other copy of its name in the folder afterwards, so the last one stored is the file and
+none is left behind to reappear after a DELETEFILE.
 """
 
 from __future__ import annotations
@@ -19,19 +23,35 @@ from bridge.xmap.pool import Opened
 DELETED = "\\Deleted"
 
 
-async def _find_in(opened: Opened, name: str) -> int | None:
-    """The UID of the file `name` in an open folder (the newest, should there be several)."""
+async def _copies(opened: Opened, name: str) -> list[int]:
+    """The UIDs holding the file `name` in an open folder, oldest first."""
     mailbox = opened.mailbox
-    query = ViewQuery(text=files.encode_name(name), text_field=files.FILE_FIELD)
+    query = ViewQuery(
+        flags_set=(files.FILE_KEYWORD,), text=files.encode_name(name), text_field=files.FILE_FIELD
+    )
     uids = await mailbox.view(query)
     if not uids:
-        return None
+        return []
     # SEARCH HEADER matches substrings: keep the exact name only.
     summaries = await mailbox.summaries(uids, [files.FILE_FIELD])
-    exact = [
+    return sorted(
         uid for uid in uids if uid in summaries and files.name_of(summaries[uid].headers) == name
-    ]
-    return max(exact) if exact else None
+    )
+
+
+async def _find_in(opened: Opened, name: str) -> int | None:
+    """The UID of the file `name` (the newest, should two sessions have stored it at once)."""
+    copies = await _copies(opened, name)
+    return copies[-1] if copies else None
+
+
+async def _store(account: XmapAccount, folder: str, name: str, data: bytes) -> None:
+    """Store the file, then remove any other copy of its name (see the module text)."""
+    message = files.compose(name, data, owner=account.session.account)
+    placed = await account.session.mail.append(folder, message, list(files.FILE_FLAGS))
+    if placed is not None:
+        opened = await account.pool.get(folder)
+        await _remove(opened, [uid for uid in await _copies(opened, name) if uid < placed.uid])
 
 
 async def _locate(account: XmapAccount, path: str) -> tuple[Opened, int]:
@@ -55,9 +75,10 @@ async def _refuse_existing(account: XmapAccount, folder: str, name: str) -> None
         raise BridgeError(ErrorKind.ALREADY_EXISTS, f"{folder}/{name} already exists")
 
 
-async def _remove(opened: Opened, uid: int) -> None:
-    await opened.mailbox.mark([uid], [DELETED], [])
-    await opened.mailbox.expunge([uid])
+async def _remove(opened: Opened, uids: list[int]) -> None:
+    if uids:
+        await opened.mailbox.mark(uids, [DELETED], [])
+        await opened.mailbox.expunge(uids)
 
 
 async def _content(opened: Opened, uid: int, path: str) -> bytes:
@@ -76,8 +97,9 @@ async def get_file(account: XmapAccount, command: c.GetFile) -> Reply:
 
 
 async def delete_file(account: XmapAccount, command: c.DeleteFile) -> Reply:
-    opened, uid = await _locate(account, command.name)
-    await _remove(opened, uid)
+    opened, _ = await _locate(account, command.name)
+    _, name = files.split_path(command.name)
+    await _remove(opened, await _copies(opened, name))
     return acked(responses.echo(command))
 
 
@@ -99,10 +121,8 @@ async def copy_file(account: XmapAccount, command: c.CopyFile) -> Reply:
 
 
 def _check_size(account: XmapAccount, data: bytes) -> None:
-    # Stored as base64: the message is a third larger than the file.
-    if len(data) * 4 // 3 + 4096 > account.max_message_bytes:
-        limit = (account.max_message_bytes - 4096) * 3 // 4
-        raise BridgeError(ErrorKind.LIMIT, f"a file is at most {limit} bytes")
+    if files.stored_size(len(data)) > account.max_message_bytes:
+        raise BridgeError(ErrorKind.LIMIT, "the file is too large to store")
 
 
 async def new_file_upload(account: XmapAccount, command: c.NewFileUpload) -> Reply:
@@ -110,19 +130,16 @@ async def new_file_upload(account: XmapAccount, command: c.NewFileUpload) -> Rep
     path = files.upload_path(command.name, command.target_folder)
     folder, name = files.split_path(path)
     await _refuse_existing(account, folder, name)
-    message = files.compose(name, command.data, owner=account.session.account)
-    await account.session.mail.append(folder, message, ["\\Seen"])
+    await _store(account, folder, name, command.data)
     return acked(responses.Ack(command.COMMAND, name=path))
 
 
 async def update_file_upload(account: XmapAccount, command: c.UpdateFileUpload) -> Reply:
     _check_size(account, command.data)
-    opened, uid = await _locate(account, command.name)
+    await _locate(account, command.name)
     folder, name = files.split_path(command.name)
-    message = files.compose(name, command.data, owner=account.session.account)
-    # The new content first: a failure leaves the old file, never neither.
-    await account.session.mail.append(folder, message, ["\\Seen"])
-    await _remove(opened, uid)
+    # The new content first (the old copies go after it): a failure leaves the old file.
+    await _store(account, folder, name, command.data)
     return acked(responses.echo(command))
 
 
@@ -132,8 +149,9 @@ async def rename_file(account: XmapAccount, command: c.RenameFile) -> Reply:
     if command.destination != command.name:
         await _refuse_existing(account, folder, name)
         data = await _content(opened, uid, command.name)
-        message = files.compose(name, data, owner=account.session.account)
         # The new name stored first: a failure leaves the old file, never neither.
-        await account.session.mail.append(folder, message, ["\\Seen"])
-        await _remove(opened, uid)
+        await _store(account, folder, name, data)
+        _, old_name = files.split_path(command.name)
+        old = await account.pool.get(opened.mailbox.name)
+        await _remove(old, await _copies(old, old_name))
     return acked(responses.echo(command))

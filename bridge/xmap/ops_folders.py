@@ -69,21 +69,25 @@ async def _rename(account: XmapAccount, old: str, new: str) -> None:
     await account.pool.close()
     store = account.session.mail
     await store.rename_mailbox(old, new, children=True)
+    account.handles.folders_changed()
     await record_rename(store, account.handles, old, new)
 
 
 async def rename_folder(account: XmapAccount, command: c.RenameFolder) -> Reply:
-    await _rename(account, command.name, _folder(command.destination))
-    return acked(responses.echo(command))
+    new = _folder(command.destination)
+    await _rename(account, _folder(command.name), new)
+    return acked(responses.Ack(command.COMMAND, name=new))
 
 
 async def move_folder(account: XmapAccount, command: c.MoveFolder) -> Reply:
     own_name = command.name.rstrip("/").rpartition("/")[2]
     parent = command.destination.strip("/")
     new = f"{parent}/{own_name}" if parent else own_name
-    if new == command.name or new.startswith(command.name.rstrip("/") + "/"):
+    old = _folder(command.name)
+    if new.startswith(old + "/"):
         raise BridgeError(ErrorKind.BAD_REQUEST, "a folder cannot move into itself")
-    await _rename(account, command.name, new)
+    if new != old:  # already there: nothing to do
+        await _rename(account, old, new)
     return acked(responses.Ack(command.COMMAND, name=new))
 
 
@@ -94,6 +98,7 @@ async def empty_folder(account: XmapAccount, command: c.EmptyFolder) -> Reply:
         if uids:
             await mailbox.mark(uids, [DELETED], [])
             await mailbox.expunge(uids)
+            await account.handles.forget_removed(mailbox.name, opened.uidvalidity, uids)
 
     # pool.run: once more on a fresh connection if the kept one was lost.
     await account.pool.run(command.name, empty)
@@ -101,8 +106,10 @@ async def empty_folder(account: XmapAccount, command: c.EmptyFolder) -> Reply:
 
 
 async def delete_folder(account: XmapAccount, command: c.DeleteFolder) -> Reply:
-    await account.pool.drop(command.name)
-    await account.session.mail.delete_mailbox(_folder(command.name), children=False)
+    name = _folder(command.name)
+    await account.pool.drop(name)
+    await account.session.mail.delete_mailbox(name, children=False)
+    account.handles.folders_changed()
     return acked(responses.echo(command))
 
 

@@ -10,6 +10,8 @@ a location.
 
 from __future__ import annotations
 
+import logging
+
 from adapters.protocols import Located
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.handles import MessageRef
@@ -17,6 +19,8 @@ from bridge.xmap import commands as c
 from bridge.xmap import mimeblob, responses
 from bridge.xmap.account import Found, Reply, XmapAccount, acked
 from bridge.xmap.flags import imap_flags
+
+log = logging.getLogger("bridge.xmap")
 
 DELETED = "\\Deleted"
 SEEN = "\\Seen"
@@ -55,8 +59,10 @@ async def delete_message(account: XmapAccount, command: c.DeleteMessage) -> Repl
 
 
 async def _target_exists(account: XmapAccount, folder: str) -> None:
-    """Refuse early (NOT_FOUND) a TargetFolder that does not exist."""
-    await account.pool.get(folder)
+    """Refuse early (NOT_FOUND) a TargetFolder that does not exist (asking the server: another
+    session may have deleted a folder this one still has selected)."""
+    if not await account.pool.exists(folder, fresh=True):
+        raise BridgeError(ErrorKind.NOT_FOUND, f"no folder {folder}")
 
 
 async def move_message(account: XmapAccount, command: c.MoveMessage) -> Reply:
@@ -118,15 +124,26 @@ async def update_message_upload(account: XmapAccount, command: c.UpdateMessageUp
 async def send_mail(account: XmapAccount, command: c.SendMail) -> Reply:
     outgoing = mimeblob.prepare(command.data, account.session.account, account.max_message_bytes)
     submitter = account.submitter
-    # Everything that can be refused is checked before the mail leaves: after that, it is sent.
+    # Everything that can be refused is checked before the mail leaves: after that, it is sent,
+    # and the answer says so whatever happens to the copy and the draft (a client told
+    # "failed" would send it again).
     existing = await account.find(command.handle) if command.handle is not None else None
     if command.target_folder is not None:
         await _target_exists(account, command.target_folder)
     await submitter.submit(account.session.account, outgoing.recipients, outgoing.transmit)
-    if existing is not None:
-        await _remove(existing)
-        await account.handles.forget(existing.handle)
     copied = None
     if command.target_folder is not None:
-        copied = await _store(account, command.target_folder, outgoing.stored, [SEEN])
+        try:
+            copied = await _store(account, command.target_folder, outgoing.stored, [SEEN])
+        except BridgeError as exc:
+            log.warning("%s: SENDMAIL sent, but its copy in %s was not stored: %s",
+                        account.session.account, command.target_folder, exc)  # fmt: skip
+    # The draft goes only once the copy is safe (or none was asked for).
+    if existing is not None and (copied is not None or command.target_folder is None):
+        try:
+            await _remove(existing)
+            await account.handles.forget(existing.handle)
+        except BridgeError as exc:
+            log.warning("%s: SENDMAIL sent, but message %d was not deleted: %s",
+                        account.session.account, existing.handle, exc)  # fmt: skip
     return acked(responses.Ack(command.COMMAND, handle=copied))

@@ -6,6 +6,7 @@ blob framing. XIMSS interop and SENDMAIL are in test_xmap_interop.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import imaplib
 import os
@@ -21,6 +22,7 @@ from lxml import etree
 from bridge import config
 from bridge.app import Bridge
 from bridge.xmap import commands as c
+from bridge.xmap import files
 from bridge.xmap.client import Answer, XmapClient, XmapFailed
 from bridge.xmap.flags import XmapFlag
 from tests.conftest import devstack
@@ -896,3 +898,77 @@ async def test_delete_folder_and_rename_file_extensions(xm: Xmap, stack: devstac
     assert list(await xm.file_rows("Old")) == []
     assert sorted(await xm.file_rows("Keep")) == ["Keep/moved.bin", "Keep/taken.bin"]
     assert len(await imap_messages(stack, xm.account, "Keep")) == 2
+
+
+def _imap_append(
+    port: int, account: devstack.Account, mailbox: str, flags: str, raw: bytes
+) -> None:
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        imap.login(account.address, account.password)
+        status, _ = imap.append(f'"{mailbox}"', flags, None, raw)
+        assert status == "OK"
+    finally:
+        imap.logout()
+
+
+async def test_a_mail_posing_as_a_file_stays_a_message(xm: Xmap, stack: devstack.DevStack) -> None:
+    """Anyone can send a mail with an X-XMAP-File header; only the keyword the bridge sets makes
+    a stored message a file, so a spoofed one neither hides nor replaces the user's file."""
+    await xm.call(c.CreateFolder("Docs"))
+    await xm.call(c.NewFileUpload("report.pdf", "Docs", b"the real report"))
+    spoof = mail("report", extra="X-XMAP-File: report.pdf\r\nX-XMAP-File-Length: 9\r\n")
+    await asyncio.to_thread(_imap_append, stack.ports.imap, xm.account, "Docs", "", spoof)
+    assert await xm.get_file("Docs/report.pdf") == b"the real report"
+    rows = await xm.listing("Docs")
+    assert sorted(r.tag for r in rows) == ["FILEHEADER", "MESSAGEHEADER"]
+    await xm.call(c.DeleteFile("Docs/report.pdf"))
+    assert [r.tag for r in await xm.listing("Docs")] == ["MESSAGEHEADER"]
+    assert await xm.code_of(c.GetFile("Docs/report.pdf")) == "512"
+
+
+async def test_a_name_stored_twice_at_once_leaves_one_file(
+    xm: Xmap, stack: devstack.DevStack
+) -> None:
+    """Two sessions storing one name at the same moment leave two copies; the next store of the
+    name keeps only itself, and DELETEFILE removes every copy (none comes back)."""
+    await xm.call(c.CreateFolder("Docs"))
+    await xm.call(c.NewFileUpload("a.txt", "Docs", b"first"))
+    # What a concurrent session's store leaves: a second copy of the same name, as we store it.
+    twin = files.compose("a.txt", b"second", owner=xm.account.address)
+    await asyncio.to_thread(
+        _imap_append, stack.ports.imap, xm.account, "Docs", f"(\\Seen {files.FILE_KEYWORD})", twin
+    )
+    assert await xm.get_file("Docs/a.txt") == b"second"  # the newest wins
+    await xm.call(c.UpdateFileUpload("Docs/a.txt", None, b"third"))
+    assert len(await imap_messages(stack, xm.account, "Docs")) == 1
+    await asyncio.to_thread(
+        _imap_append, stack.ports.imap, xm.account, "Docs", f"(\\Seen {files.FILE_KEYWORD})", twin
+    )
+    await xm.call(c.DeleteFile("Docs/a.txt"))
+    assert await imap_messages(stack, xm.account, "Docs") == []
+
+
+async def test_one_open_mailbox_is_enough(
+    settings: config.Settings, fresh_account: devstack.Account
+) -> None:
+    """A command using two folders keeps both open even when the pool's size is one."""
+    xmap = dataclasses.replace(settings.xmap, open_mailboxes=1)
+    async with Bridge(dataclasses.replace(settings, xmap=xmap)) as bridge:
+        assert bridge.xmap is not None
+        client = await connect(bridge.xmap.port, fresh_account)
+        try:
+            one = Xmap(client, fresh_account)
+            await one.call(c.CreateFolder("A"))
+            await one.call(c.CreateFolder("B"))
+            handle = await one.upload("A", mail("moving"))
+            await one.call(c.MoveMessage(handle, "B"))
+            copied = await one.call(c.CopyMessage(handle, "A"))
+            assert await one.get(int(copied.first.get("MessageHandle", "0"))) == mail("moving")
+            await one.call(c.NewFileUpload("f.bin", "A", b"\x00file"))
+            await one.call(c.CopyFile("A/f.bin", "B"))
+            await one.call(c.RenameFile("B/f.bin", "A/g.bin"))
+            assert await one.get_file("A/g.bin") == b"\x00file"
+            assert sorted(await one.file_rows("A")) == ["A/f.bin", "A/g.bin"]
+        finally:
+            await client.close()

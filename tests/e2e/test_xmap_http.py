@@ -17,6 +17,7 @@ from multidict import CIMultiDictProxy
 
 from bridge import config
 from bridge.app import Bridge
+from bridge.client import XimssClient
 from bridge.session.session import Session
 from tests.conftest import devstack
 from tests.e2e.httpcheck import curl
@@ -440,3 +441,40 @@ async def test_cross_site_requests_and_active_files(
         assert got.headers["Content-Type"] == "application/octet-stream"
         assert got.headers["X-Content-Type-Options"] == "nosniff"
         assert got.headers["Content-Security-Policy"] == "sandbox"
+
+
+async def test_a_changed_password_ends_the_kept_login(
+    http_url: str, bridge_port: int, fresh_account: devstack.Account
+) -> None:
+    """passwordModify gives every session of the account the new password, the kept XMAP login
+    too; the old password must not keep opening it."""
+    async with aiohttp.ClientSession() as http:
+        kept = await post(http, http_url, b"<LISTALLFOLDERS/>", auth(fresh_account))
+        assert kept.status == 200
+        client = await XimssClient.connect("127.0.0.1", bridge_port)
+        try:
+            await client.login(fresh_account.address, fresh_account.password)
+            reply = await client.request(
+                "passwordModify",
+                {"oldPassword": fresh_account.password, "newPassword": "changed-pw"},
+            )
+            assert reply.ok, reply.error_num
+        finally:
+            await client.close()
+        old = await post(http, http_url, b"<LISTALLFOLDERS/>", auth(fresh_account))
+        assert old.status == 401 and b'Code="535"' in old.body
+        new = await post(http, http_url, b"<LISTALLFOLDERS/>", auth(fresh_account, "changed-pw"))
+        assert new.status == 200, new.body
+
+
+async def test_a_wildcard_cors_setting_lets_no_page_use_credentials(
+    settings: config.Settings, fresh_account: devstack.Account
+) -> None:
+    http_settings = dataclasses.replace(settings.http, cors_origins=("*",))
+    async with bridge_with(settings, http=http_settings) as running:
+        assert running.http is not None
+        url = f"http://127.0.0.1:{running.http.port}"
+        headers = {**auth(fresh_account), "Origin": "https://evil.example"}
+        async with aiohttp.ClientSession() as http:
+            refused = await post(http, url, b'<CREATEFOLDER Name="Evil"/>', headers)
+        assert refused.status == 403

@@ -6,6 +6,7 @@ test_xmap_handles.py covers handles across restarts and concurrent sessions on S
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -23,6 +24,7 @@ from bridge.session.handles import (
     record_rename,
 )
 from bridge.state.memory import MemoryStore
+from bridge.state.sqlite import SqliteStore
 from bridge.xmap.pool import mailbox_key
 
 V = 1700  # the UIDVALIDITY a renamed mailbox keeps
@@ -382,3 +384,26 @@ async def test_inbox_in_any_case_is_one_message_to_the_handles() -> None:
     assert await handles.handle_for(ref("archive", 1)) != await handles.handle_for(
         ref("Archive", 1)
     )
+
+
+async def test_forget_removed_drops_only_the_handles_bound_there() -> None:
+    state, handles = new_handles()
+    gone = [await handles.handle_for(MessageRef("Box", V, uid)) for uid in (1, 2, 3)]
+    elsewhere = await handles.handle_for(MessageRef("Other", V, 9))
+    await handles.forget_removed("Box", V, [1, 2, 3, 4])
+    assert [await handles.resolve(h) for h in gone] == [None, None, None]
+    assert await handles.resolve(elsewhere) == MessageRef("Other", V, 9)
+    assert not [key for key in state.data if ":Box" in key or key.endswith(":Box")]
+    # The same places get new handles when messages appear there again.
+    assert await handles.handle_for(MessageRef("Box", V, 1)) not in gone
+
+
+async def test_sqlite_many_at_once(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    await store.set_many({f"k{i}": b"v%d" % i for i in range(1200)})
+    assert len(await store.get_many([f"k{i}" for i in range(0, 1500)])) == 1200
+    await store.delete_many([f"k{i}" for i in range(1000)])
+    assert sorted(await store.get_many([f"k{i}" for i in range(1200)])) == sorted(
+        f"k{i}" for i in range(1000, 1200)
+    )
+    await store.close()

@@ -107,6 +107,9 @@ def test_attachment_count(shape: str) -> None:
     assert listing.attachment_count(structure) == expected
 
 
+FILE = frozenset({"\\Seen", files.FILE_KEYWORD})
+
+
 def summary(
     headers: Mapping[str, str],
     *,
@@ -191,7 +194,7 @@ def test_file_row() -> None:
         files.FILE_FIELD: files.encode_name("q1 100%.pdf"),
         files.LENGTH_FIELD: "48213",
     }
-    file_summary = summary(headers, size=70000)
+    file_summary = summary(headers, size=70000, flags=FILE)
     assert listing.is_file(file_summary)
     row = listing.row("Reports/2024", file_summary, None)
     assert row == FileHeader(name="Reports/2024/q1 100%.pdf", date=ARRIVED, length=48213)
@@ -202,14 +205,23 @@ def test_file_row() -> None:
 @pytest.mark.parametrize("length", ["", "lots", "-5", "1_000", "\u0661\u0662", "+7"])
 def test_a_file_with_a_bad_length_shows_its_stored_size(length: str) -> None:
     headers = {files.FILE_FIELD: "a.bin", files.LENGTH_FIELD: length}
-    row = listing.row("F", summary(headers, size=999), None)
+    row = listing.row("F", summary(headers, size=999, flags=FILE), None)
     assert isinstance(row, FileHeader) and row.length == 999
 
 
 def test_messages_are_not_files() -> None:
-    assert not listing.is_file(summary({"Subject": "q1.pdf"}))
-    assert not listing.is_file(summary({files.FILE_FIELD: ""}))
-    assert listing.is_file(summary({files.FILE_FIELD: "x"}))
+    assert not listing.is_file(summary({"Subject": "q1.pdf"}, flags=FILE))
+    assert not listing.is_file(summary({files.FILE_FIELD: ""}, flags=FILE))
+    assert listing.is_file(summary({files.FILE_FIELD: "x"}, flags=FILE))
+    assert listing.is_file(summary({files.FILE_FIELD: "x"}, flags=frozenset({"$xmapfile"})))
+
+
+def test_a_mail_carrying_the_file_header_is_a_message() -> None:
+    """Anyone can send the user a mail with an X-XMAP-File header: without the keyword only the
+    bridge sets when it stores a file, it is a message like any other."""
+    spoofed = summary({files.FILE_FIELD: "report.pdf", "Subject": "report"})
+    assert not listing.is_file(spoofed)
+    assert isinstance(listing.row("INBOX", spoofed, 5), MessageHeader)
 
 
 def test_header_fields_asked_for() -> None:

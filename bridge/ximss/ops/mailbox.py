@@ -69,13 +69,16 @@ async def mailbox_rename(conv: Conversation, request: Request) -> Outcome:
     await session.mail.rename_mailbox(old, new, children=request.flag("children"))
     # XMAP handles of the renamed mailboxes' messages follow them (DESIGN.md section 6).
     handles = conv.services.xmap_handles.for_account(session.account)
-    await record_rename(session.mail, handles, old, new)
+    handles.folders_changed()
+    if await handles.in_use():
+        await record_rename(session.mail, handles, old, new)
     return Outcome.DONE
 
 
 async def mailbox_remove(conv: Conversation, request: Request) -> Outcome:
-    store = conv.require_session().mail
-    await store.delete_mailbox(_name(request), children=request.flag("children"))
+    session = conv.require_session()
+    await session.mail.delete_mailbox(_name(request), children=request.flag("children"))
+    conv.services.xmap_handles.for_account(session.account).folders_changed()
     return Outcome.DONE
 
 

@@ -54,13 +54,15 @@ async def message_move(conv: Conversation, request: Request) -> Outcome:
 
 async def _move(conv: Conversation, folder: Folder, uids: list[int], target: str) -> None:
     """Move, and re-point the XMAP handles of the moved messages (DESIGN.md section 6): an XMAP
-    client keeps reaching a message a XIMSS client filed elsewhere."""
+    client keeps reaching a message a XIMSS client filed elsewhere. Accounts that never used
+    XMAP pay one state-store read for it."""
     if not uids:
         return
-    uidvalidity = (await folder.mailbox.status()).uidvalidity
     placed = await folder.mailbox.move(uids, target)
     handles = conv.services.xmap_handles.for_account(conv.require_session().account)
-    await handles.relocated(folder.mailbox.name, uidvalidity, placed, target)
+    if placed and await handles.in_use():
+        uidvalidity = (await folder.mailbox.status()).uidvalidity
+        await handles.relocated(folder.mailbox.name, uidvalidity, placed, target)
 
 
 async def message_remove(conv: Conversation, request: Request) -> Outcome:
