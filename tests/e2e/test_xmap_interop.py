@@ -251,3 +251,26 @@ async def test_sendmail_refusals(xm: Xmap, stack: devstack.DevStack) -> None:
     await asyncio.sleep(1.0)
     assert await asyncio.to_thread(_inbox, stack.ports.imap, recipient, "INBOX") == []
     assert await imap_messages(stack, xm.account, "Sent") == []
+
+
+async def test_sendmail_answers_sent_even_when_the_copy_cannot_be_stored(
+    xmap_port: int, stack: devstack.DevStack
+) -> None:
+    """Once the server took the mail the answer is success: a copy refused afterwards (here over
+    quota) is logged, and the draft stays rather than the user having neither."""
+    sender, recipient = stack.new_account("quota"), stack.new_account("rcpt")
+    stack.set_quota(sender.address, 4096)  # room for the draft, not for a second copy
+    client = await connect(xmap_port, sender)
+    try:
+        xm = Xmap(client, sender)
+        draft = outgoing(sender, recipient, "XMAP sent over quota").replace(
+            b"Sent through XMAP.\r\n", b"x" * 2500 + b"\r\n"
+        )
+        handle = await xm.upload("Drafts", draft, frozenset({XmapFlag.DRAFT}))
+        answer = await xm.call(c.SendMail(handle, "Sent", draft))
+        assert shape(answer) == b"<XMAPROOT><SENDMAIL/></XMAPROOT>"
+        await wait_for(stack, recipient, "XMAP sent over quota")
+        assert await xm.get(handle) == draft  # the draft is kept: no copy was stored
+        assert await imap_messages(stack, sender, "Sent") == []
+    finally:
+        await client.close()
