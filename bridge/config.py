@@ -33,6 +33,10 @@ class ServerSettings:
     time_zone: str = "UTC"
     # Shown in listFeatures; the bridge itself has only English texts.
     language: str = "English"
+    # "text" for people, "json" for log collectors (one object per line, with session ids).
+    log_format: Literal["text", "json"] = "text"
+    # SIGTERM: seconds sessions are given after the shutdown alert before they get `bye`.
+    shutdown_grace: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +118,21 @@ class PreferenceDefaults:
 
 @dataclass(frozen=True, slots=True)
 class StateSettings:
-    backend: Literal["sqlite"] = "sqlite"
+    # "sqlite": one process; "redis": several replicas sharing one Redis.
+    backend: Literal["sqlite", "redis"] = "sqlite"
     # The SQLite file (":memory:" keeps nothing across restarts).
     path: str = "ximss-bridge-state.sqlite"
+    # The Redis server of backend "redis" (redis:// or rediss://, with a password if it has one).
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    # This replica's name (logs, the session directory); empty: the host name and process id.
+    replica_id: str = ""
+    # host:port where the other replicas reach this one's HTTP listener to forward requests for
+    # sessions it owns; empty: not clustered (requests for unknown sessions answer 550).
+    advertise: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +290,7 @@ class Settings:
     preferences: PreferenceDefaults = field(default_factory=PreferenceDefaults)
     cache: CacheSettings = field(default_factory=CacheSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     retrieve_xml: RetrieveXmlSettings = field(default_factory=RetrieveXmlSettings)
     domains: Mapping[str, DomainSettings] = field(default_factory=dict)
