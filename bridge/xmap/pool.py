@@ -61,7 +61,14 @@ class MailboxPool:
         without `fresh`, a mailbox held open counts as existing)."""
         if not fresh and mailbox_key(name) in self._open:
             return True
-        infos = await self._store.list_mailboxes(name, with_status=False, with_class=False)
+        try:
+            infos = await self._store.list_mailboxes(name, with_status=False, with_class=False)
+        except BridgeError as exc:
+            if exc.kind is not ErrorKind.BACKEND_UNAVAILABLE:
+                raise
+            # The main connection was lost (a server restart, `doveadm kick`): the store knows
+            # it now and logs in again; LIST changes nothing, so asking twice is safe.
+            infos = await self._store.list_mailboxes(name, with_status=False, with_class=False)
         key = mailbox_key(name)
         return any(info.selectable and mailbox_key(info.name) == key for info in infos)
 
@@ -89,9 +96,8 @@ class MailboxPool:
 
     async def run(self, name: str, work: Callable[[Opened], Awaitable[T]]) -> T:
         """`work` on the open mailbox; once more on a fresh one if its connection was lost."""
-        opened = await self.get(name)
         try:
-            return await work(opened)
+            return await work(await self.get(name))
         except BridgeError as exc:
             if exc.kind is not ErrorKind.BACKEND_UNAVAILABLE:
                 raise
