@@ -249,6 +249,9 @@ class SipSettings:
     # Seconds between checks that the registrar still knows a bound session (an OPTIONS to the
     # user's own address); a registrar that restarted is registered with again at once.
     registration_check_seconds: float = 30.0
+    # The address the bridge's SIP user agents bind and announce (Via, Contact): one the SIP
+    # server reaches the bridge at (in a container, the pod's or container's own address).
+    local_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)

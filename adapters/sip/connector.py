@@ -37,5 +37,6 @@ class SipConnector:
             transport=self.settings.transport,
             display_name=display_name,
             registration_check=self.settings.registration_check_seconds,
+            local_host=self.settings.local_host,
         )
         return await UserAgent.start(config, on_call=on_call, on_message=on_message)

@@ -4,13 +4,16 @@ stack's Kamailio, and a baresip far end (issue 8)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from bridge import xml
+from adapters.sip.agent import UserAgent
+from bridge import config, xml
+from bridge.app import Bridge
 from bridge.client import XimssClient
 from tests.conftest import devstack
 from tests.e2e.folderkit import call
@@ -297,3 +300,34 @@ async def test_a_redirected_call_reaches_the_new_target(
         await call(a, "callKill", {"callLeg": "r1"})
     finally:
         dan_phone.stop()  # type: ignore[attr-defined]
+
+
+async def test_agents_bind_and_announce_the_configured_local_address(
+    settings: config.Settings, bridge_port: int, stack: devstack.DevStack
+) -> None:
+    """`sip.local_host` is where the SIP server reaches the bridge (a container's own address):
+    a session bound through a bridge using 127.0.0.2 receives what Kamailio sends it there."""
+    domains = {
+        name: dataclasses.replace(
+            domain, sip=dataclasses.replace(domain.sip, local_host="127.0.0.2")
+        )
+        for name, domain in settings.domains.items()
+    }
+    async with Bridge(dataclasses.replace(settings, domains=domains)) as other:
+        assert other.tcp is not None
+        one, two = stack.new_account("siplh"), stack.new_account("siplo")
+        there = await bound_client(other.tcp.port, one)
+        here = await bound_client(bridge_port, two)
+        try:
+            session = next(s for s in other.services.sessions.all() if s.account == one.address)
+            assert session.signal is not None
+            agent = session.signal.agent
+            assert isinstance(agent, UserAgent)
+            assert agent.local_address[0] == "127.0.0.2"
+            text = xml.element("sendIM", {"id": here.next_id(), "peer": one.address}, "to .2")
+            assert (await here.send(text)).ok
+            got = await expect(there, "readIM")
+            assert got.text == "to .2" and got.get("peer") == two.address
+        finally:
+            await there.close()
+            await here.close()
