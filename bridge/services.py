@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adapters.passwdfile import PasswdFileProvisioner
 from adapters.protocols import (
@@ -14,15 +15,19 @@ from adapters.protocols import (
     Provisioner,
     SignalingConnector,
 )
-from bridge.config import DomainSettings, ProvisioningSettings, Settings
+from bridge.config import DomainSettings, ProvisioningSettings, Settings, StateSettings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.calendar_watch import CalendarPollers
 from bridge.session.calendars import ItemIdRegistry
 from bridge.session.handles import HandleRegistry
 from bridge.session.registry import SessionRegistry
 from bridge.state import Store
+from bridge.state.redis import RedisStore
 from bridge.state.sqlite import SqliteStore
 from bridge.views.rows import RowCache
+
+if TYPE_CHECKING:
+    from bridge.cluster import Cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,13 @@ PROVISIONERS: dict[str, Callable[[str, ProvisioningSettings], Provisioner]] = {
 }
 
 
+# state.backend -> the store: one file of this process, or a Redis the replicas share.
+STORES: dict[str, Callable[[StateSettings], Store]] = {
+    "sqlite": lambda state: SqliteStore(state.path),
+    "redis": lambda state: RedisStore(state.url),
+}
+
+
 def _with_provisioner(domain: DomainServices) -> DomainServices:
     settings = domain.settings.provisioning
     if domain.provisioner is not None or not settings.kind:
@@ -60,10 +72,12 @@ class Services:
         self.settings = settings
         self.sessions = sessions
         self.rows = RowCache(settings.cache.max_summaries)
-        self.state: Store = SqliteStore(settings.state.path)
+        self.state: Store = STORES[settings.state.backend](settings.state)
         self.calendar_ids = ItemIdRegistry(self.state)
         self.calendar_pollers = CalendarPollers()
         self.xmap_handles = HandleRegistry(self.state)
+        # Set by app.py on a clustered replica: the session directory and request forwarding.
+        self.cluster: Cluster | None = None
         self._domains = {name.lower(): _with_provisioner(value) for name, value in domains.items()}
 
     def domain(self, name: str | None) -> DomainServices:
@@ -76,3 +90,12 @@ class Services:
     @property
     def domain_names(self) -> list[str]:
         return list(self._domains)
+
+    def replace_domains(self, domains: dict[str, DomainServices]) -> list[DomainServices]:
+        """SIGHUP: the backends new logins use from now on. Returns the entries no longer
+        routed to; sessions that already use their backends keep them (app.py closes them at
+        shutdown)."""
+        current = {name.lower(): _with_provisioner(value) for name, value in domains.items()}
+        retired = [old for old in self._domains.values() if old not in current.values()]
+        self._domains = current
+        return retired

@@ -22,7 +22,7 @@ APT_PACKAGES=(
     kamailio-sqlite-modules    # db_sqlite: the subscriber table for digest auth
     sqlite3         # inspecting that table by hand (the dev stack writes it with Python's sqlite3)
     baresip-core    # headless SIP far end for the tests (ctrl_tcp, aubridge)
-    # redis-server
+    redis-server    # shared state of replicas; the dev stack runs its own (deploy/redis_server.py)
 )
 # Python packages (Radicale too) come from pyproject.toml ("pip install -e .[dev]").
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ for pkg in "${APT_PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
 new_services=()
-for service in kamailio; do
+for service in kamailio redis-server; do
     if [[ " ${missing[*]} " == *" $service "* ]]; then new_services+=("$service"); fi
 done
 if ! installed postfix && [[ " ${missing[*]} " == *" postfix "* ]]; then

@@ -34,6 +34,7 @@ def _load_devstack() -> ModuleType:
 
 
 devstack = _load_devstack()
+redis_server_module = devstack._load_sibling("redis_server")
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,18 @@ def stack() -> Iterator[devstack.DevStack]:
     root.chmod(0o755)
     try:
         with devstack.DevStack(root, devstack.free_stack_ports()) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[redis_server_module.RedisServer]:
+    """A private redis-server for the whole run (its `url` is a state.url); tests keep to keys
+    of their own, as they share it."""
+    root = Path(tempfile.mkdtemp(prefix="xb-redis-"))
+    try:
+        with redis_server_module.RedisServer(root, devstack.free_ports(1)[0]) as running:
             yield running
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -14,9 +14,11 @@ Keys, per account (`<a>`):
 - `xmap:m:<a>:<uidvalidity>:<old name>` and `xmap:u:<a>:<uidvalidity>:<new name>`: a mailbox
   renamed (it keeps its UIDVALIDITY), both ways: handles of its messages follow it without one
   write per message, and listing the renamed mailbox finds the handles its messages had.
-Handles are given under a lock per account in this process; the store has no atomic increment,
-so two replicas giving handles for one account at the same moment could collide (the Redis store
-will bring one).
+Numbers are claimed with the store's atomic increment of `xmap:next:<a>`, so replicas sharing
+one store never give one number twice. Within a process, handles are given under a lock per
+account, so one location gets one handle. Two replicas seeing the same new message at the same
+moment may each give it one: the location's reverse entry keeps the last, and both handles
+resolve to the message.
 """
 
 from __future__ import annotations
@@ -131,21 +133,37 @@ class HandleStore:
         """New handles for these locations (reverse key -> location), numbered in order."""
         if not fresh:
             return {}
-        counter = f"xmap:next:{self._account}"
-        raw = await self._state.get(counter)
-        first = int(raw) if raw is not None else 1
-        if first + len(fresh) - 1 > MAX_HANDLE:
-            raise BridgeError(ErrorKind.LIMIT, "no message handles left for this account")
-        await self._state.set(counter, str(first + len(fresh)).encode())
+        numbers = await self._claim(len(fresh))
         given: dict[str, int] = {}
         items: dict[str, bytes] = {}
-        for handle, (key, ref) in enumerate(fresh.items(), first):
+        for handle, (key, ref) in zip(numbers, fresh.items(), strict=True):
             given[key] = handle
             items[self._handle_key(handle)] = _location(ref)
             items[key] = str(handle).encode()
         await self._state.set_many(items)
         self._in_use = True
         return given
+
+    async def _claim(self, count: int) -> list[int]:
+        """`count` handle numbers no one else was given, in this process or another replica.
+        The counter holds the next number to give: an increment by `count` claims the numbers
+        from its old value up to the new one."""
+        counter = f"xmap:next:{self._account}"
+        try:
+            after = await self._state.increment(counter, count)
+            numbers = list(range(after - count, after))
+            if numbers[0] == 0:
+                # The account's first claim (the counter started from nothing): 0 is never a
+                # handle, so one number more. Not always contiguous: another replica may have
+                # claimed in between, and that is fine.
+                numbers = [*numbers[1:], await self._state.increment(counter) - 1]
+        except ValueError as exc:  # past what the store can count (or a damaged counter)
+            raise BridgeError(ErrorKind.LIMIT, "no message handles left for this account") from exc
+        if numbers[0] < 1:
+            raise BridgeError(ErrorKind.INTERNAL, "the message handle counter is damaged")
+        if numbers[-1] > MAX_HANDLE:
+            raise BridgeError(ErrorKind.LIMIT, "no message handles left for this account")
+        return numbers
 
     async def _bound(self, handle: int) -> MessageRef | None:
         """The location `handle` was bound to, before following renames."""

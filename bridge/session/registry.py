@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Protocol
 
 from bridge import metrics
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
+
+
+class SessionObserver(Protocol):
+    """Told of every session added and removed (the cluster's session directory)."""
+
+    def added(self, session: Session) -> None: ...
+
+    def removed(self, session: Session) -> None: ...
 
 
 class SessionRegistry:
@@ -14,6 +23,7 @@ class SessionRegistry:
         self._by_url: dict[str, Session] = {}
         self._by_account: defaultdict[str, list[Session]] = defaultdict(list)
         self._max_per_user = max_per_user
+        self.observers: list[SessionObserver] = []
 
     async def make_room(self, account: str, kill_old: bool) -> None:
         """Before a login: end the account's older sessions (killOld) or refuse past the limit."""
@@ -29,6 +39,8 @@ class SessionRegistry:
         self._by_url[session.url_id] = session
         self._by_account[session.account].append(session)
         metrics.SESSIONS.labels(session.transport).inc()
+        for observer in self.observers:
+            observer.added(session)
 
     def get(self, url_id: str) -> Session | None:
         session = self._by_url.get(url_id)
@@ -44,6 +56,8 @@ class SessionRegistry:
         if not sessions:
             self._by_account.pop(session.account, None)
         metrics.SESSIONS.labels(session.transport).dec()
+        for observer in self.observers:
+            observer.removed(session)
 
     def __len__(self) -> int:
         return len(self._by_url)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bridge.state import counter_value
+
 
 class MemoryStore:
     def __init__(self) -> None:
@@ -30,6 +32,12 @@ class MemoryStore:
     async def delete_many(self, keys: Sequence[str]) -> None:
         for key in keys:
             self.data.pop(key, None)
+
+    async def increment(self, key: str, by: int = 1) -> int:
+        # No await between the read and the write: atomic on the event loop.
+        value = counter_value(self.data.get(key)) + by
+        self.data[key] = str(value).encode()
+        return value
 
     async def close(self) -> None:
         self.closed = True

@@ -9,6 +9,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bridge.state import counter_value
+
 # Keys per SELECT ... IN (...): below SQLite's default limit of bound parameters.
 BATCH = 500
 SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
@@ -73,9 +75,32 @@ class SqliteStore:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM kv WHERE key = ?", rows)
 
+    async def increment(self, key: str, by: int = 1) -> int:
+        async with self._lock:
+            return await asyncio.to_thread(self._increment, key, by)
+
+    def _increment(self, key: str, by: int) -> int:
+        # IMMEDIATE takes the write lock before the read: another process on the same file
+        # cannot slip a write in between.
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            value = counter_value(_blob(row[0]) if row is not None else None) + by
+            self._db.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, str(value).encode())
+            )
+        return value
+
     async def delete(self, key: str) -> None:
         await self._run("DELETE FROM kv WHERE key = ?", key)
 
     async def close(self) -> None:
         async with self._lock:
             self._db.close()
+
+
+def _blob(value: object) -> bytes:
+    """A stored value as bytes (all are written as BLOBs; a hand-edited row may not be)."""
+    return (
+        bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()
+    )

@@ -12,17 +12,21 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from aiohttp import web
 
-from bridge import metrics
+from bridge import logs, metrics
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
-from bridge.transport import http_login, http_session, websocket, xmap_http
+from bridge.transport import farewell, http_login, http_session, websocket, xmap_http
 from bridge.transport.http_binding import HttpState
 from bridge.transport.http_common import HttpContext, xml_response
 
 log = logging.getLogger("bridge.http")
+
+# At stop, seconds requests still being handled get to finish before they are cancelled.
+STOP_WAIT: Final = 5.0
 
 Handler = Callable[[HttpContext, web.Request, list[str]], Awaitable[web.StreamResponse]]
 
@@ -73,6 +77,9 @@ class HttpListener:
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        # Shutdown drain: the socket is closed; requests on open connections that are not for
+        # a live session answer 503.
+        self.draining = False
 
     @property
     def port(self) -> int:
@@ -97,8 +104,13 @@ class HttpListener:
     ) -> web.StreamResponse:
         started = time.perf_counter()
         endpoint = _endpoint(request.path)
-        if request.method == "OPTIONS":
-            response: web.StreamResponse = web.Response(status=204)
+        logs.bind_peer(request.remote or "-")
+        if self.draining and endpoint.partition("/")[0] != "session":
+            response: web.StreamResponse = web.Response(
+                status=503, text="shutting down\n", headers={"Connection": "close"}
+            )
+        elif request.method == "OPTIONS":
+            response = web.Response(status=204)
         else:
             try:
                 response = await handler(request)
@@ -135,13 +147,16 @@ class HttpListener:
         route = ROUTES.get(head)
         if route is None:
             raise web.HTTPNotFound(text="not found\n")
-        return await route[0](self.ctx, request, parts[1:])
+        response = await route[0](self.ctx, request, parts[1:])
+        if head == "ximsslogin" and self.services.cluster is not None:
+            await self.services.cluster.directory.settle()  # answered once others can find it
+        return response
 
     async def start(self) -> None:
         settings = self.services.settings.http
         self._runner = web.AppRunner(
             self._app(), access_log=None, handle_signals=False,
-            keepalive_timeout=settings.read_timeout,
+            keepalive_timeout=settings.read_timeout, shutdown_timeout=STOP_WAIT,
         )  # fmt: skip
         await self._runner.setup()
         self._site = web.TCPSite(
@@ -151,6 +166,16 @@ class HttpListener:
         await self._site.start()
         self.state.start()
         log.info("HTTP listening on %s:%d%s", self._host, self.port, " (TLS)" if self._ssl else "")
+
+    async def stop_accepting(self) -> None:
+        """Shutdown drain: close the socket; live sessions go on polling on open connections."""
+        self.draining = True
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    def farewells(self) -> list[farewell.Farewell]:
+        return self.state.farewells()
 
     async def stop(self) -> None:
         await self.state.stop()

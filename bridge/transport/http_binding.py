@@ -11,18 +11,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Final
 
 from adapters.protocols import SaslExchange
 from bridge.errors import BridgeError
 from bridge.services import Services
 from bridge.session.outbox import Outbox
 from bridge.session.session import Session
+from bridge.transport import farewell
 from bridge.transport.tasks import TaskSet
 from bridge.ximss import codec
 from bridge.ximss.conversation import Conversation
 from bridge.ximss.ops.base import Outcome
 
 log = logging.getLogger("bridge.http")
+
+# Shutdown: how long the `<bye/>` waits for a client that is between two polls to poll again.
+BYE_POLL_WAIT: Final = 1.0
+BYE_POLL_CHECK: Final = 0.05
 
 
 class HttpBinding:
@@ -81,6 +87,23 @@ class HttpBinding:
 
         self._tasks.spawn(work(), "batch")
 
+    def alert(self, text: str) -> None:
+        if not self.ended:
+            self.conversation.alert(text)  # to the poll queue, as every unsolicited message
+
+    async def goodbye(self) -> None:
+        """Shutdown: `<bye/>` as the last poll reply, then the session ends. A poll that is
+        waiting takes it at once; a client between two polls gets BYE_POLL_WAIT to ask."""
+        if self.ended:
+            return
+        self.conversation.unsolicited(farewell.bye())
+        for _ in range(int(BYE_POLL_WAIT / BYE_POLL_CHECK)):
+            if self.polling:
+                break
+            await asyncio.sleep(BYE_POLL_CHECK)
+        await asyncio.sleep(0)  # the waiting poll takes the bye; an ended binding keeps it
+        await self.session.end()
+
     async def close(self) -> None:
         """End the binding and its session (bye, KILL, expiry, shutdown)."""
         self.ended = True
@@ -111,6 +134,11 @@ class HttpState:
         self.bindings: dict[str, HttpBinding] = {}
         self.nonces: dict[str, PendingNonce] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # WebSocket conversations, for the shutdown drain.
+        self.sockets: set[farewell.Farewell] = set()
+
+    def farewells(self) -> list[farewell.Farewell]:
+        return [*self.bindings.values(), *self.sockets]
 
     def add(self, binding: HttpBinding) -> None:
         self.bindings[binding.session.url_id] = binding
@@ -141,8 +169,8 @@ class HttpState:
         self._sweeper = asyncio.create_task(self._sweep(), name="http-session-sweeper")
 
     async def _sweep(self) -> None:
-        default = self.services.settings.http.session_idle_timeout
         while True:
+            default = self.services.settings.http.session_idle_timeout  # SIGHUP may change it
             # A session's setSessionOption idleTimeout replaces the listener's limit; a sweep
             # a second (a walk over the bindings) notices one set meanwhile soon enough.
             shortest = min(

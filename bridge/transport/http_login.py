@@ -136,6 +136,8 @@ def _cram_response(auth_data: str) -> bytes:
 def _bind(ctx: HttpContext, conversation: Conversation) -> None:
     if conversation.session is None:
         raise BridgeError(ErrorKind.INTERNAL)
+    if not conversation.login_noted:
+        conversation.note_login()
     ctx.state.add(HttpBinding(conversation, ctx.services.settings.http.max_pending_messages))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
+from bridge import logs
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.session import Session
 from bridge.session.uploads import Upload, discard_file
@@ -34,11 +35,15 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     if not rest:
         return session_gone()
     url_id, action = rest[0], (rest[1].lower() if len(rest) > 1 else "")
+    cluster = ctx.services.cluster
+    if cluster is not None and ctx.services.sessions.get(url_id) is None:
+        return await cluster.forwarder.handle(request, url_id)  # another replica's, or gone
     if action in ("upload", "mime", "kill"):
         # These work for a session of any transport: the urlID is the session's HTTP handle.
         session = ctx.services.sessions.get(url_id)
         if session is None:
             return session_gone()
+        logs.bind_session(session.url_id, session.account)
         if action == "upload":
             return await _upload(ctx, request, session, rest[2:])
         if action == "kill":
@@ -50,6 +55,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     if binding is None or action not in ACTIONS:
         return session_gone() if binding is None else web.Response(status=404, text="not found\n")
     binding.touch()
+    logs.bind_session(binding.session.url_id, binding.session.account)
     if action in ("", "get"):
         return await _poll(ctx, request, binding)
     return await _batch(ctx, request, binding, background=action == "async")

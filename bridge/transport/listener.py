@@ -31,6 +31,8 @@ class StreamListener:
         self._port = port
         self._server: asyncio.Server | None = None
         self._connections = TaskSet(name)
+        # The connections being served, for the shutdown drain.
+        self.live: set[Connection] = set()
 
     @property
     def port(self) -> int:
@@ -57,7 +59,14 @@ class StreamListener:
             writer.close()
             return
         connection = self._connection(reader, writer)
-        self._connections.spawn(connection.run(), connection.peer)
+        self.live.add(connection)
+        task = self._connections.spawn(connection.run(), connection.peer)
+        task.add_done_callback(lambda _: self.live.discard(connection))
+
+    def stop_accepting(self) -> None:
+        """Close the server socket: no new connections, those open go on (shutdown drain)."""
+        if self._server is not None:
+            self._server.close()
 
     async def stop(self) -> None:
         if self._server is not None:

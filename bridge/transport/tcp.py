@@ -19,9 +19,11 @@ import logging
 import ssl
 from typing import Any, Final, cast
 
+from bridge import logs
 from bridge.config import LimitSettings
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
+from bridge.transport import farewell
 from bridge.transport.listener import READ_CHUNK, StreamListener
 from bridge.ximss import codec
 from bridge.ximss.conversation import Conversation
@@ -67,6 +69,9 @@ class XimssConnection:
         self._group: asyncio.TaskGroup | None = None
         self._read_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
+        # Shutdown: sent after every reply, as the connection's last message.
+        self._farewell: codec.Message | None = None
+        self._finished = asyncio.Event()
 
     def _send(self, message: codec.Message) -> None:
         if self._slow:
@@ -95,11 +100,14 @@ class XimssConnection:
         return True
 
     async def run(self) -> None:
+        logs.bind_peer(self.peer)
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self._start_io()
                 await self._process_loop()
+                if self._farewell is not None:
+                    self._send(self._farewell)
                 assert self._read_task is not None
                 self._read_task.cancel()
                 self._output.put_nowait(None)  # flush what is queued, then stop
@@ -113,6 +121,21 @@ class XimssConnection:
             self._writer.close()
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
+            self._finished.set()
+
+    def alert(self, text: str) -> None:
+        if self.conversation.session is not None and not self.conversation.closing:
+            self.conversation.alert(text)
+
+    async def goodbye(self) -> None:
+        """Shutdown: `<bye/>` after the reply being prepared, then run()'s orderly end (replies
+        flushed, session closed, socket closed)."""
+        if self.conversation.session is not None:
+            self._farewell = farewell.bye()
+        self.conversation.closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._requests.put_nowait(_EOF)  # wakes a processor waiting for the next request
+        await self._finished.wait()
 
     async def _end_from_outside(self) -> None:
         """KILL, killOld or shutdown: closing the socket ends the reader, then everything."""
@@ -287,6 +310,9 @@ class TcpListener(StreamListener):
         )
         kind = "TLS" if self._tls else ("TCP, STARTTLS" if self._starttls else "TCP")
         log.info("XIMSS %s listening on %s:%d", kind, self._host, self.port)
+
+    def farewells(self) -> list[farewell.Farewell]:
+        return [c for c in self.live if isinstance(c, XimssConnection)]
 
     def _connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -10,16 +10,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
+from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
+from bridge import logs
 from bridge.errors import BridgeError, ErrorKind
+from bridge.transport import farewell
 from bridge.transport.http_common import HttpContext
 from bridge.ximss import codec
 from bridge.ximss.conversation import Conversation
 from bridge.ximss.ops.base import Outcome
 
 log = logging.getLogger("bridge.ws")
+
+# Shutdown: seconds the `<bye/>` (and the replies before it) get to be written.
+BYE_WRITE_WAIT: Final = 5.0
+
+
+@dataclass(eq=False, slots=True)
+class _Farewell:
+    """The shutdown drain's handle on one WebSocket conversation."""
+
+    conversation: Conversation
+    output: asyncio.Queue[str | None]
+    writing: asyncio.Task[None]
+    ws: web.WebSocketResponse
+
+    def alert(self, text: str) -> None:
+        if self.conversation.session is not None and not self.conversation.closing:
+            self.conversation.alert(text)
+
+    async def goodbye(self) -> None:
+        if self.conversation.session is not None:
+            self.conversation.unsolicited(farewell.bye())
+        self.conversation.closing = True
+        self.output.put_nowait(None)  # the writer stops after the bye
+        await asyncio.wait([self.writing], timeout=BYE_WRITE_WAIT)
+        await self.ws.close(code=WSCloseCode.GOING_AWAY)  # ends the handler's receive loop
 
 
 async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web.StreamResponse:
@@ -28,6 +57,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="WebSocket upgrade required\n")
     await ws.prepare(request)
+    logs.bind_peer(request.remote or "-")
     output: asyncio.Queue[str | None] = asyncio.Queue()
     slow = False
     queued = 0
@@ -52,6 +82,8 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
             queued -= len(text)
 
     writing = asyncio.create_task(writer(), name="ws-writer")
+    goodbye = _Farewell(conversation, output, writing, ws)
+    ctx.state.sockets.add(goodbye)
     try:
         while not conversation.closing and not slow:
             session = conversation.session
@@ -83,6 +115,7 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
                 async with asyncio.timeout(5):
                     await asyncio.shield(writing)
     finally:
+        ctx.state.sockets.discard(goodbye)
         writing.cancel()
         await asyncio.gather(writing, return_exceptions=True)
         await conversation.close()

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from typing import Final
 
+from bridge import logs
 from bridge.errors import BridgeError
 from bridge.services import Services
 from bridge.transport.listener import READ_CHUNK, StreamListener
@@ -53,6 +54,7 @@ class XmapConnection:
         self._writer.close()
 
     async def run(self) -> None:
+        logs.bind_peer(self.peer)
         limits = self._services.settings.limits
         decoder = Decoder(
             max_frame=limits.max_frame_bytes,
@@ -82,6 +84,8 @@ class XmapConnection:
                     return
                 for event in events:
                     await self._send(await self.conversation.handle(event))
+                    if (session := self.conversation.session) is not None:
+                        logs.bind_session(session.url_id, session.account)
                     if self.conversation.failed_logins >= MAX_FAILED_LOGINS:
                         log.info("peer=%s XMAP %d wrong passwords, closing", self.peer,
                                  MAX_FAILED_LOGINS)  # fmt: skip

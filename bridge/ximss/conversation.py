@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bridge import metrics, xml
+from bridge import logs, metrics, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
 from bridge.session.session import Session
@@ -49,6 +49,8 @@ class Conversation:
     session: Session | None = None
     pending_sasl: dict[str, PendingSasl] = field(default_factory=dict)
     closing: bool = False
+    # The login has been logged and the log context set (once per session).
+    login_noted: bool = False
 
     async def handle(self, request: codec.Request) -> Outcome:
         """Process one request completely: its data messages and, unless deferred, its response."""
@@ -89,12 +91,22 @@ class Conversation:
         finally:
             metrics.REQUESTS.labels(self.transport, name, outcome_label).inc()
             metrics.REQUEST_SECONDS.labels(name).observe(time.perf_counter() - started)
+        if self.session is not None and not self.login_noted:
+            self.note_login()
         if outcome is not Outcome.DEFERRED:
             self.send(codec.response(request.id))
         if outcome is Outcome.CLOSE:
             self.closing = True
         # Outcome.STARTTLS is the transport's to act on after the response has been written.
         return outcome
+
+    def note_login(self) -> None:
+        """Log the login and tag the work that follows (this task's log context) with it."""
+        session = self.require_session()
+        self.login_noted = True
+        logs.bind_session(session.url_id, session.account)
+        log.info("login account=%s transport=%s peer=%s", session.account, self.transport,
+                 self.peer)  # fmt: skip
 
     def reject(self, request_id: str | None, error: BridgeError) -> None:
         """Answer a request that could not be decoded far enough to dispatch."""

@@ -93,7 +93,7 @@ async def _run_cli(*args: str, stdin: bytes = b"") -> tuple[int, str]:
 async def test_check_config(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[domains."example.test".imap]\nport = 10143\n')
-    code, output = await _run_cli("--config", str(good), "check-config")
+    code, output = await _run_cli("--config", str(good), "check-config", "--no-probe")
     assert code == 0 and "example.test: IMAP 127.0.0.1:10143" in output
     bad = tmp_path / "bad.toml"
     bad.write_text('[limits]\nidle_timeout = "soon"\n')

@@ -58,3 +58,27 @@ async def test_sessions_of_one_account_give_one_handle_per_message() -> None:
                                *(second.handle_for(r) for r in refs))  # fmt: skip
     assert got[:20] == got[20:] and sorted(got[:20]) == list(range(1, 21))
     await store.close()
+
+
+async def test_a_counter_written_by_earlier_versions_keeps_counting(tmp_path: Path) -> None:
+    # Earlier versions kept the next handle to give in xmap:next; an upgrade must not reuse 1-4.
+    store = SqliteStore(str(tmp_path / "state.sqlite"))
+    await store.set("xmap:next:a@x.test", b"5")
+    handles = HandleStore(store, "a@x.test")
+    assert await handles.handle_for(INBOX_7) == 5
+    assert await handles.handles_for([MessageRef("INBOX", 1700, n) for n in (8, 9)]) == [6, 7]
+    assert await store.get("xmap:next:a@x.test") == b"8"
+    await store.close()
+
+
+async def test_replicas_sharing_a_store_never_give_one_number_twice() -> None:
+    # Two HandleStores of one account do not share a lock, as two replicas would not.
+    store = SqliteStore(":memory:")
+    one, two = HandleStore(store, "a@x.test"), HandleStore(store, "a@x.test")
+    batches = [
+        (one if n % 2 else two).handles_for([MessageRef(f"F{n}", 1, uid) for uid in range(1, 6)])
+        for n in range(20)
+    ]
+    given = [handle for batch in await asyncio.gather(*batches) for handle in batch]
+    assert sorted(given) == list(range(1, 101))  # none twice, none lost, never 0
+    await store.close()
