@@ -8,7 +8,8 @@ Standard library only, so tests can load it by path without the bridge package::
 
 Today it runs Dovecot (IMAP, LMTP, auth for Postfix), Postfix (SMTP, submission with SASL
 through Dovecot, delivery by LMTP to Dovecot), Radicale (CalDAV, caldav_server.py) and Kamailio
-(SIP registrar, proxy and presence, sip_servers.py); Redis will be added to :class:`DevStack`.
+(SIP registrar, proxy and presence, sip_servers.py). Redis, for the replicated state, runs on
+demand (redis_server.py; the tests start one for the run).
 Everything lives below one scratch folder ("root"), no system configuration
 (``/etc/dovecot``, ``/etc/postfix``) is read and the Debian system services are never touched.
 Must run as root (Dovecot drops to the ``vmail`` user for mail access, Postfix to ``postfix``).
