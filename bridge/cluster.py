@@ -13,6 +13,7 @@ again at the same address, until a request for one reaches it (it knows it does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ log = logging.getLogger("bridge.cluster")
 PREFIX = "cluster:session:"
 # What a urlID may look like before it becomes part of a store key (new_url_id gives
 # "123456-" and 24 letters and digits); anything else is unknown everywhere.
-_URL_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_URL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # fullmatch: "$" would let a final newline in
 # XMAP sessions are never named by a URL: no entry for them.
 _UNADDRESSED_TRANSPORTS = ("xmap",)
 
@@ -108,21 +109,24 @@ class SessionDirectory:
         if self._pending.get(url_id) is task:
             del self._pending[url_id]
 
-    async def settle(self) -> None:
-        """Wait for the writes under way: a login is answered once others can find it."""
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait for the writes under way (a login is answered once others can find it), at most
+        `timeout` seconds: a store that hangs costs forwarding, not the login."""
         pending = list(self._pending.values())
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*pending, return_exceptions=True)
 
     async def owner(self, url_id: str) -> Owner | None:
-        if not _URL_ID.match(url_id):
+        if not _URL_ID.fullmatch(url_id):
             return None
         blob = await self.store.get(_key(url_id))
         return _decode(blob) if blob is not None else None
 
     async def forget(self, url_id: str) -> None:
         """Drop an entry whose owner is gone (unreachable, or this replica in an earlier run)."""
-        if _URL_ID.match(url_id):
+        if _URL_ID.fullmatch(url_id):
             await self.store.delete(_key(url_id))
 
     async def close(self) -> None:
@@ -133,10 +137,16 @@ class Cluster:
     """This replica's part in a cluster: its identity, the session directory kept from the
     registry, and the forwarder of HTTP requests for sessions other replicas hold."""
 
-    def __init__(self, settings: ClusterSettings, store: Store, sessions: SessionRegistry) -> None:
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        store: Store,
+        sessions: SessionRegistry,
+        max_poll_wait: float = 120.0,
+    ) -> None:
         self.me = Owner(settings.advertise, replica_name(settings))
         self.directory = SessionDirectory(store, self.me)
-        self.forwarder = Forwarder(self.directory)
+        self.forwarder = Forwarder(self.directory, max_poll_wait)
         self._sessions = sessions
         sessions.observers.append(self.directory)
 
@@ -161,4 +171,4 @@ def build(settings: Settings, store: Store, sessions: SessionRegistry) -> Cluste
     # them through the load balancer, which terminates TLS).
     if not settings.http.enabled or settings.http.tls:
         raise ConfigError("cluster.advertise needs a plain-HTTP listener: [http] enabled, no tls")
-    return Cluster(settings.cluster, store, sessions)
+    return Cluster(settings.cluster, store, sessions, settings.http.max_poll_wait)

@@ -177,6 +177,15 @@ class LimitSettings:
     max_message_bytes: int = 50 << 20
     # Default totalSizeLimit of folderRead: text shown inline at most (binary parts are links).
     read_text_bytes: int = 4 << 20
+    # Failed logins within login_failure_window seconds after which further logins of that
+    # account, or from that client address (IPv6: its /64), are refused before the mail server
+    # sees them, until the oldest failure leaves the window (0: no limit of that kind).
+    login_failures_per_account: int = 10
+    login_failures_per_ip: int = 50
+    login_failure_window: float = 300.0
+    # Accounts, and as many addresses, whose failures are remembered (the least recently failed
+    # are forgotten first; about 1 KB each).
+    login_throttle_keys: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,8 +106,11 @@ class RedisStore:
             try:
                 return int(await self._redis.incrby(key, by))
             except exceptions.ResponseError as exc:
-                # Not an integer, or past 64 bits: the Protocol's ValueError for both.
-                raise ValueError("not a counter") from exc
+                # Not an integer, or past 64 bits: the Protocol's ValueError for both. Any other
+                # refusal (READONLY after a failover, OOM, MISCONF) is the server's trouble.
+                if "not an integer" in str(exc) or "overflow" in str(exc):
+                    raise ValueError("not a counter") from exc
+                raise
 
     async def close(self) -> None:
         await self._redis.aclose()

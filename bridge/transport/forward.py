@@ -10,8 +10,11 @@ memory.
 (two replicas each believing the other holds a session would bounce it forever). A client can
 send the header too: all it can do is make its own request answer 550, never reach anything.
 
-An owner that cannot be reached (refused, timed out connecting: the replica died) loses its
-entry and the request answers 550, which tells XIMSS clients to log in again, on any replica.
+An owner that refuses the connection (the replica died: a draining replica keeps its socket
+open until its sessions end) loses its entry and the request answers 550, which tells XIMSS
+clients to log in again, on any replica. One that does not answer the connection in time may be
+only busy: the request answers 503 and the entry stays. A relayed answer must start within the
+longest poll a client may ask for, plus a margin, or the request answers 550.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ FORWARDED = "X-Bridge-Forwarded"
 # Seconds to reach the owner's listener: on a LAN a live replica answers in well under one.
 CONNECT_TIMEOUT = 3.0
 RELAY_CHUNK = 1 << 16
+# Seconds beyond the longest long poll a relayed answer may take to send its next bytes.
+READ_MARGIN = 30.0
 # Headers of one connection, not of the request (RFC 9110 7.6.1), and what the relay sets itself.
 _HOP_BY_HOP = frozenset(
     name.lower()
@@ -56,8 +61,9 @@ def _end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
 
 
 class Forwarder:
-    def __init__(self, directory: SessionDirectory) -> None:
+    def __init__(self, directory: SessionDirectory, max_poll_wait: float = 120.0) -> None:
         self.directory = directory
+        self._read_timeout = max_poll_wait + READ_MARGIN
         self._client: aiohttp.ClientSession | None = None
 
     def _session(self) -> aiohttp.ClientSession:
@@ -66,8 +72,10 @@ class Forwarder:
                 # A new connection per request: a pooled one the owner has just closed for
                 # idleness would fail like a dead owner, and make us forget a live session.
                 connector=aiohttp.TCPConnector(limit=0, force_close=True),
-                # No read limit: a long poll answers after its maxWait, a batch when it is done.
-                timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT),
+                # A long poll answers after its maxWait: reads may wait that long, no longer.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=CONNECT_TIMEOUT, sock_read=self._read_timeout
+                ),
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -94,7 +102,8 @@ class Forwarder:
     async def _relay(self, request: web.Request, owner: Owner, url_id: str) -> web.StreamResponse:
         headers = _end_to_end(request.headers)
         headers[FORWARDED] = self.directory.me.replica
-        url = URL(f"http://{owner.address}{request.raw_path}", encoded=True)
+        # The path and query only (an absolute-form request target names a host of its own).
+        url = URL(f"http://{owner.address}{request.rel_url.raw_path_qs}", encoded=True)
         body = request.content if request.body_exists else None
         try:
             upstream_cm = self._session().request(
@@ -103,7 +112,12 @@ class Forwarder:
             )  # fmt: skip
             async with upstream_cm as upstream:
                 return await self._answer(request, upstream)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+        except aiohttp.ConnectionTimeoutError:
+            log.warning("session=%s owner %s (%s) did not answer in time",
+                        url_id[:6], owner.replica, owner.address)  # fmt: skip
+            return web.Response(status=503, text="the session's replica is busy, retry\n",
+                                headers={"Retry-After": "1"})  # fmt: skip
+        except aiohttp.ClientConnectorError:
             log.warning("session=%s owner %s (%s) unreachable: entry dropped",
                         url_id[:6], owner.replica, owner.address)  # fmt: skip
             await self.directory.forget(url_id)

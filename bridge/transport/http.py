@@ -25,6 +25,9 @@ from bridge.transport.http_common import HttpContext, xml_response
 
 log = logging.getLogger("bridge.http")
 
+# Seconds a login's answer waits for its session directory entry to be written.
+LOGIN_SETTLE = 2.0
+
 # At stop, seconds requests still being handled get to finish before they are cancelled.
 STOP_WAIT: Final = 5.0
 
@@ -149,7 +152,8 @@ class HttpListener:
             raise web.HTTPNotFound(text="not found\n")
         response = await route[0](self.ctx, request, parts[1:])
         if head == "ximsslogin" and self.services.cluster is not None:
-            await self.services.cluster.directory.settle()  # answered once others can find it
+            # Answered once others can find it (a hung store delays a login by at most this).
+            await self.services.cluster.directory.settle(timeout=LOGIN_SETTLE)
         return response
 
     async def start(self) -> None:
@@ -168,9 +172,12 @@ class HttpListener:
         log.info("HTTP listening on %s:%d%s", self._host, self.port, " (TLS)" if self._ssl else "")
 
     async def stop_accepting(self) -> None:
-        """Shutdown drain: close the socket; live sessions go on polling on open connections."""
+        """Shutdown drain: everything but a live session's requests answers 503 from now on.
+        A single bridge also closes its socket (its sessions go on polling on open
+        connections); a replica keeps it open, as the others relay its sessions' requests to it
+        on new connections and would take a refused one for a dead replica."""
         self.draining = True
-        if self._site is not None:
+        if self._site is not None and self.services.cluster is None:
             await self._site.stop()
             self._site = None
 
