@@ -6,8 +6,11 @@ import asyncio
 import dataclasses
 import json
 from types import SimpleNamespace
+from typing import cast
 
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.test_utils import make_mocked_request
 
 from bridge import config
@@ -138,3 +141,41 @@ async def test_build_checks_the_advertised_address() -> None:
     assert registry.observers == [made.directory]
     await made.close()
     assert registry.observers == []
+
+
+async def test_a_trailing_newline_is_no_url_id() -> None:
+    store = MemoryStore()
+    directory = SessionDirectory(store, ME)
+    store.data[PREFIX + URL_ID + "\n"] = json.dumps({"address": "a:1", "replica": "b"}).encode()
+    assert await directory.owner(URL_ID + "\n") is None
+    await directory.forget(URL_ID + "\n")
+    assert PREFIX + URL_ID + "\n" in store.data  # never used as a key
+
+
+class _Refusing:
+    """A client session whose requests fail as aiohttp fails them, before any answer."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def request(self, *args: object, **kwargs: object) -> object:
+        raise self.error
+
+
+async def test_a_busy_owner_keeps_its_entry_and_a_dead_one_loses_it() -> None:
+    store = MemoryStore()
+    forwarder = Forwarder(SessionDirectory(store, ME))
+    path = f"/Session/{URL_ID}/get"
+    other = json.dumps({"address": "127.0.0.1:8200", "replica": "replica2"}).encode()
+    store.data[PREFIX + URL_ID] = other
+    busy = _Refusing(aiohttp.ConnectionTimeoutError("no accept in time"))
+    forwarder._session = lambda: busy  # type: ignore[assignment, method-assign, return-value]
+    answer = await forwarder.handle(make_mocked_request("GET", path), URL_ID)
+    assert answer.status == 503 and answer.headers["Retry-After"] == "1"
+    assert PREFIX + URL_ID in store.data  # only slow: the session lives on
+    key = cast(ConnectionKey, SimpleNamespace(ssl=None, host="h", port=1))
+    dead = _Refusing(aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")))
+    forwarder._session = lambda: dead  # type: ignore[assignment, method-assign, return-value]
+    answer = await forwarder.handle(make_mocked_request("GET", path), URL_ID)
+    assert answer.status == 550
+    assert PREFIX + URL_ID not in store.data
