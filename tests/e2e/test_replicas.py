@@ -489,3 +489,29 @@ async def test_a_replica_dies_and_its_users_carry_on_elsewhere(
         f"test {time.monotonic() - began:.1f} s"
     )
     assert open_ms - noop_ms < 50, (open_ms, noop_ms)
+
+
+# --------------------------------------------------------------------------- (d) a drain
+
+
+async def test_a_draining_replica_still_serves_its_sessions_through_the_others(
+    replicas: list[Replica], stack: devstack.DevStack
+) -> None:
+    """SIGTERM on the owner: relayed polls still reach it during the grace (its HTTP socket
+    stays open for them), so the client gets the shutdown alert and can say bye, instead of a
+    550 the moment the owner stops taking connections."""
+    owner, other, third = replicas
+    account = stack.new_account("drain")
+    async with aiohttp.ClientSession() as http:
+        session = await http_login(http, owner, account)
+        assert owner.proc is not None
+        owner.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        polled = await ask(http, other, f"/Session/{session}/get?maxWait=5&ackSeq=0")
+        assert polled.status == 200, polled.text
+        assert "shutting down" in polled.text
+        login = await ask(http, owner, "/readyz")
+        assert login.status == 503  # no new work for the draining replica
+        bye = await sync(http, third, session, '<bye id="1"/>')
+        assert bye.status == 200, bye.text
+    assert owner.proc.wait(20) == 0
