@@ -15,7 +15,7 @@ import email.parser
 import email.policy
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.imap.bodystructure import parse_bodystructure
 from adapters.imap.client import ImapClient, Result
@@ -60,11 +60,14 @@ _SECTION = re.compile(
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # Subscribe (server mailbox name, callback) to change events; returns the unsubscriber.
 Watch = Callable[[str, Callable[[], None]], Callable[[], None]]
+# Opens a fresh, authenticated connection for the mailbox's own use (password logins).
+Connect = Callable[[], Awaitable[ImapClient]]
 
 
 class ImapOpenMailbox:
     def __init__(self, name: str, server_name: str, client: ImapClient, shared: bool,
-                 to_server: Callable[[str], str], watch: Watch | None) -> None:  # fmt: skip
+                 to_server: Callable[[str], str], watch: Watch | None,
+                 connect: Connect | None = None) -> None:  # fmt: skip
         self.name = name
         self._server_name = server_name
         self._client = client
@@ -74,6 +77,9 @@ class ImapOpenMailbox:
         self._watch = watch
         self._unwatch: Callable[[], None] | None = None
         self._closed = False
+        # A connection of its own that was lost (a server restart) is opened again with this.
+        self._connect = None if shared else connect
+        self._reconnect_lock = asyncio.Lock()
         # On a connection of its own, what the server says of changes between syncs.
         self._journal = ChangeJournal()
         if not shared:
@@ -88,13 +94,34 @@ class ImapOpenMailbox:
         shared: bool,
         to_server: Callable[[str], str],
         watch: Watch | None,
+        connect: Connect | None = None,
     ) -> ImapOpenMailbox:
-        mailbox = cls(name, server_name, client, shared, to_server, watch)
-        if client.has("QRESYNC") and "QRESYNC" not in client.enabled:
-            await client.execute("ENABLE", Atom("QRESYNC"), wants=("ENABLED",))
-            client.enabled.add("QRESYNC")
+        mailbox = cls(name, server_name, client, shared, to_server, watch, connect)
+        await _enable_qresync(client)
         await mailbox._select()
         return mailbox
+
+    async def _reopen(self) -> None:
+        """The folder's own connection was lost: log in and select again. What changed
+        meanwhile is not in the journal (it had a gap), so the next sync asks CHANGEDSINCE."""
+        assert self._connect is not None
+        async with self._reconnect_lock:
+            if not self._client.closed:
+                return
+            log.info("reopening a mailbox whose IMAP connection was lost")
+            client = await self._connect()
+            if self._closed:  # closed while logging in: its close() did not see this one
+                await client.close()
+                raise BridgeError(ErrorKind.NOT_FOUND, "folder is closed")
+            try:
+                await _enable_qresync(client)
+                self._journal.drop()
+                client.on_untagged = self._journal.observe
+                self._client = client
+                await self._select()
+            except BaseException:
+                await client.close()
+                raise
 
     async def _select(self) -> Result:
         args: list[Arg] = [self._server_name]
@@ -121,7 +148,9 @@ class ImapOpenMailbox:
         if self._closed:
             raise BridgeError(ErrorKind.NOT_FOUND, "folder is closed")
         if self._client.closed:
-            raise BridgeError(ErrorKind.BACKEND_UNAVAILABLE, "IMAP connection lost")
+            if self._connect is None:
+                raise BridgeError(ErrorKind.BACKEND_UNAVAILABLE, "IMAP connection lost")
+            await self._reopen()
         if self._shared and self._client.selected != self._server_name:
             await self._select()
         return self._client
@@ -440,6 +469,12 @@ class ImapOpenMailbox:
         if not self._shared:
             with contextlib.suppress(Exception):
                 await self._client.close()
+
+
+async def _enable_qresync(client: ImapClient) -> None:
+    if client.has("QRESYNC") and "QRESYNC" not in client.enabled:
+        await client.execute("ENABLE", Atom("QRESYNC"), wants=("ENABLED",))
+        client.enabled.add("QRESYNC")
 
 
 def _esearch_all(result: Result) -> list[int]:

@@ -104,7 +104,7 @@ class ImapMailStore:
             watch = watch_fn
         try:
             mailbox = await ImapOpenMailbox.open(
-                name, server, client, not own, self.server_name, watch
+                name, server, client, not own, self.server_name, watch, self._reconnect
             )
         except BaseException:
             if own:
