@@ -459,3 +459,27 @@ async def test_contact_append_and_read_back(people: People, stack: devstack.DevS
     for tag, value in expected.items():
         assert got.get(tag) == value, (tag, got.get(tag), value)
     assert card.find("UID") is not None and card.find("FN") is not None
+
+
+async def test_a_sent_message_whose_copy_is_refused_is_reported_sent(
+    bridge_port: int, stack: devstack.DevStack
+) -> None:
+    """The server took the message: the answer is success (a failure would make the client send
+    it again), and the lost Sent copy is told as an alert."""
+    sender, recipient = stack.new_account("fullbox"), stack.new_account("rcpt")
+    stack.set_quota(sender.address, 1024)  # no room for the copy
+    client = await XimssClient.connect("127.0.0.1", bridge_port)
+    try:
+        await client.login(sender.address, sender.password)
+        body = xml.element("EMail")
+        xml.sub(body, "From", None, sender.address)
+        xml.sub(body, "Subject", None, "Sent over quota")
+        xml.sub(body, "To", None, recipient.address)
+        xml.sub(body, "MIME", {"type": "text", "subtype": "plain"}, "x" * 4000)
+        await call(client, "messageSubmit", {"targetMailbox": "Sent"}, body)
+        alert = await client.unsolicited(10)
+        assert alert.tag == "alert" and "was sent" in (alert.text or "")
+        await wait_for(stack.ports.imap, recipient, "INBOX", "Sent over quota")
+        assert await asyncio.to_thread(imap_messages, stack.ports.imap, sender, "Sent") == []
+    finally:
+        await client.close()

@@ -14,6 +14,7 @@ import datetime as dt
 import email.header
 import email.policy
 import email.utils
+import logging
 import secrets
 import socket
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ SEEN = "\\Seen"
 # The class a mailbox created by contactAppend gets (CommuniGate's name for contact folders).
 CONTACT_CLASS = "IPF.Contact"
 HOSTNAME = socket.getfqdn() or "localhost"
+
+log = logging.getLogger("bridge.ximss")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -244,8 +247,14 @@ async def message_submit(conv: Conversation, request: Request) -> Outcome:
     target = request.get("targetMailbox")
     if target:
         # The message is gone already: a missing Sent mailbox is created rather than the copy
-        # lost (or the submission reported failed and sent again).
-        await _append(conv, target, message, flags, internal, request.get("mailboxClass") or "")
+        # lost, and a copy the mail server refuses even so (down, over quota) is told as an
+        # alert, never as a failed submission a client would send again.
+        try:
+            await _append(conv, target, message, flags, internal, request.get("mailboxClass") or "")
+        except BridgeError as exc:
+            log.warning("%s: sent, but the copy in %s was not stored: %s",
+                        session.account, target, exc)  # fmt: skip
+            conv.alert(f"Your message was sent, but its copy could not be stored in {target}.")
     return Outcome.DONE
 
 
