@@ -58,6 +58,11 @@ CACHE_LOOKUPS = Counter(
     "ximss_bridge_cache_lookups_total", "Cache lookups by cache and result (hit or miss)",
     ["cache", "result"], registry=REGISTRY,
 )  # fmt: skip
+LOGINS_THROTTLED = Counter(
+    "ximss_bridge_logins_throttled_total",
+    "Logins refused before the mail server by the failed-login throttle, by scope (account, ip)",
+    ["transport", "scope"], registry=REGISTRY,
+)  # fmt: skip
 HTTP_REQUESTS = Counter(
     "ximss_bridge_http_requests_total", "HTTP requests by endpoint kind and status",
     ["endpoint", "status"], registry=REGISTRY,

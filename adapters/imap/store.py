@@ -298,12 +298,17 @@ class ImapMailStore:
     async def _children(self, client: ImapClient, server: str) -> list[str]:
         separator = self._ns.separator
         result = await client.execute("LIST", "", server + separator + "*", wants=("LIST",))
-        return [text(item.values[2]) for item in result.of("LIST") if len(item.values) >= 3]
+        names = [text(item.values[2]) for item in result.of("LIST") if len(item.values) >= 3]
+        # LIST patterns cannot escape `*` and `%`: a mailbox named `*` must not take every
+        # nested mailbox of the account for its own children.
+        return [name for name in names if name.startswith(server + separator)]
 
     async def _exists(self, client: ImapClient, server: str) -> bool:
         result = await client.execute("LIST", "", server, wants=("LIST",))
         return any(
-            isinstance(item.values[0], list)
+            len(item.values) >= 3
+            and text(item.values[2]) == server  # `*` and `%` in the name are wildcards to LIST
+            and isinstance(item.values[0], list)
             and "\\NONEXISTENT" not in {str(f).upper() for f in item.values[0]}
             for item in result.of("LIST")
         )

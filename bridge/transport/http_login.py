@@ -19,6 +19,7 @@ from lxml import etree
 
 from bridge import xml
 from bridge.errors import BridgeError, ErrorKind
+from bridge.throttle import LoginThrottled
 from bridge.transport.http_binding import HttpBinding
 from bridge.transport.http_common import HttpContext, read_body, xml_response
 from bridge.ximss import codec
@@ -53,6 +54,10 @@ async def handle(ctx: HttpContext, request: web.Request, rest: list[str]) -> web
         status = 200 if as_xml else (401 if exc.kind is ErrorKind.AUTH_FAILED else 400)
         if exc.kind in (ErrorKind.BACKEND_UNAVAILABLE, ErrorKind.TIMEOUT) and not as_xml:
             status = 503
+        if isinstance(exc, LoginThrottled):
+            response = xml_response(None, exc, status=200 if as_xml else 429)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         return xml_response(None, exc, status=status)
     return xml_response(messages)
 

@@ -137,6 +137,8 @@ async def _spool(session: Session, upload_id: str, part: BodyPartReader) -> Uplo
         raise
     content_type = part.headers.get("Content-Type", "application/octet-stream")
     file_name = Path(part.filename or upload_id).name
+    if file_name in ("", ".", ".."):  # a path with nothing of a name left in it
+        file_name = upload_id
     return Upload(upload_id, file_name, content_type, size, Path(spool.name))
 
 

@@ -37,6 +37,18 @@ LOW_WATER: Final = 1 << 20
 _EOF: Final = b""
 
 
+async def close_writer(writer: asyncio.StreamWriter, linger: float) -> None:
+    """Close, letting queued bytes go out for `linger` seconds at most: a close waits for the
+    client to read them, and one that reads nothing would hold the socket (and its connection
+    slot) open forever."""
+    writer.close()
+    try:
+        async with asyncio.timeout(linger):
+            await writer.wait_closed()
+    except Exception:
+        writer.transport.abort()
+
+
 class SlowClient(Exception):
     """The output queue is full: the client is not reading what we send."""
 
@@ -118,9 +130,9 @@ class XimssConnection:
             pass
         finally:
             await self.conversation.close()
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+            await close_writer(
+                self._writer, 0.0 if self._slow else self._limits.slow_client_timeout
+            )
             self._finished.set()
 
     def alert(self, text: str) -> None:
@@ -170,13 +182,16 @@ class XimssConnection:
                 await self._requests.put(frame)
 
     async def _process_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        # From the connection's start: requests before login (noop...) do not extend it.
+        login_deadline = loop.time() + self._limits.login_timeout
         while not self.conversation.closing and not self._slow:
             if not await self._wait_for_reader():
                 return
             timeout = (
                 self._limits.idle_timeout
                 if self.conversation.session is not None
-                else self._limits.login_timeout
+                else max(0.0, login_deadline - loop.time())
             )
             session = self.conversation.session
             if session is not None and session.idle_timeout is not None:

@@ -62,6 +62,7 @@ from lxml import etree
 
 from bridge import xml
 from bridge.errors import BridgeError, ErrorKind
+from bridge.throttle import LoginThrottled
 from bridge.transport.http_common import HttpContext
 from bridge.transport.mime import ACTIVE_TYPES
 from bridge.transport.xmap_body import BodyRefused, command_of, read_body
@@ -141,7 +142,10 @@ async def _serve(
     try:
         login = await logins.obtain(user, password, request.remote or "-")
     except BridgeError as exc:
-        return _error(exc, _login_status(exc.kind))
+        response = _error(exc, _login_status(exc.kind))
+        if isinstance(exc, LoginThrottled):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     try:
         settings = ctx.services.settings
         async with login.lock:  # one body read and held per login at a time
@@ -158,7 +162,7 @@ def _login_status(kind: ErrorKind) -> int:
     if kind in (ErrorKind.AUTH_FAILED, ErrorKind.UNKNOWN_DOMAIN):
         return 401
     if kind is ErrorKind.LIMIT:
-        return 429  # too many sessions for the account
+        return 429  # too many sessions for the account, or too many failed logins
     return status_for(kind)
 
 

@@ -13,7 +13,6 @@ passwords is closed after the last answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Final
 
@@ -21,6 +20,7 @@ from bridge import logs
 from bridge.errors import BridgeError
 from bridge.services import Services
 from bridge.transport.listener import READ_CHUNK, StreamListener
+from bridge.transport.tcp import close_writer
 from bridge.xmap.account import Reply
 from bridge.xmap.conversation import XmapConversation
 from bridge.xmap.errors import error_for
@@ -62,10 +62,15 @@ class XmapConnection:
             max_depth=limits.max_xml_depth,
             role=Role.SERVER,
         )
+        loop = asyncio.get_running_loop()
+        # From the connection's start: bytes dribbled before login do not extend it.
+        login_deadline = loop.time() + limits.login_timeout
         try:
             while True:
                 session = self.conversation.session
-                timeout = limits.login_timeout if session is None else limits.idle_timeout
+                timeout = limits.idle_timeout
+                if session is None:
+                    timeout = max(0.0, login_deadline - loop.time())
                 try:
                     async with asyncio.timeout(timeout):
                         chunk = await self._reader.read(READ_CHUNK)
@@ -94,9 +99,7 @@ class XmapConnection:
             pass  # the client went away, or stopped reading its replies
         finally:
             await self.conversation.close()
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+            await close_writer(self._writer, limits.slow_client_timeout)
 
     async def _send(self, reply: Reply) -> None:
         if reply.blob is None:

@@ -82,7 +82,7 @@ class Conversation:
             log.exception(
                 "internal error peer=%s session=%s op=%s id=%s",
                 self.peer,
-                self.session.url_id if self.session else "-",
+                self.session.url_id[:6] if self.session else "-",
                 request.name,
                 request.id,
             )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from adapters.smtp.submit import SmtpSubmitter
-from bridge import metrics
+from bridge import metrics, throttle
 from bridge.errors import BridgeError, ErrorKind
 from bridge.services import Services
 from bridge.session.session import Credentials, Session
@@ -99,13 +99,19 @@ class XmapConversation:
         name, user_domain = split_account(user, self.services.settings.server.default_domain)
         backend = self.services.domain(user_domain)
         account = f"{name}@{backend.name}"
+        limiter = throttle.for_services(self.services)
+        # TCP peers are "host:port", HTTP ones the bare host.
+        address = throttle.client_address(self.peer, with_port=self.transport == "xmap")
         try:
+            limiter.check(account, address, self.transport)
             store = await backend.mail.login(account, password)
         except BridgeError as exc:
             metrics.LOGINS.labels(self.transport, exc.kind.value).inc()
             if exc.kind is ErrorKind.AUTH_FAILED:
+                limiter.failed(account, address)
                 await record_failed_login(self.services.state, account, self.peer)
             raise
+        limiter.succeeded(account)
         sessions = self.services.sessions
         try:
             await sessions.make_room(account, kill_old=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from adapters.protocols import MailStore, MailSubmitter
 from adapters.smtp.submit import SmtpSubmitter
-from bridge import metrics, xml
+from bridge import metrics, throttle, xml
 from bridge.errors import BridgeError, ErrorKind
 from bridge.session.calendars import CalendarLogin
 from bridge.session.session import Credentials, Session
@@ -124,6 +124,8 @@ async def login(conv: Conversation, request: Request) -> Outcome:
     backend = conv.services.domain(domain).mail
     if method not in backend.sasl_mechanisms:
         raise BridgeError(ErrorKind.NOT_SUPPORTED, f"SASL method {method} is not supported")
+    # The account is known only from the answer: an address that must wait gets no challenge.
+    throttle.for_services(conv.services).check(None, _address(conv), conv.transport)
     exchange = await backend.begin_sasl(method)
     try:
         challenge = await exchange.challenge()
@@ -158,12 +160,16 @@ async def finish_relayed(
     """Hand the client's answer to the backend's challenge over, and open the session."""
     # CRAM-MD5's response is "<user> <digest>": the user is what the server just verified.
     user = response.decode("utf-8", "replace").rsplit(" ", 1)[0]
+    name, user_domain = split_account(user, pending.domain)
+    account = f"{name}@{user_domain}"
     try:
+        _throttle_check(conv, account)
         store = await pending.exchange.finish(response)
     except BaseException as exc:
         await pending.exchange.abort()
         await _note_failure(conv, exc, user, pending.domain)
         raise
+    throttle.for_services(conv.services).succeeded(account)
     await open_session(conv, request, store, user, pending.domain)
 
 
@@ -206,10 +212,12 @@ async def _password_login(
         authz_name, authz_domain = split_account(authzid, backend.name)
         authz = f"{authz_name}@{authz_domain}"
     try:
+        _throttle_check(conv, account)
         store = await backend.mail.login(account, password, authz)
     except BridgeError as exc:
         await _note_failure(conv, exc, account, backend.name)
         raise
+    throttle.for_services(conv.services).succeeded(account)
     smtp = backend.settings.smtp
     # Submission authenticates as the user; an operator acting for someone else has no way to.
     submitter = SmtpSubmitter(smtp, account, password) if smtp.host and not authz else None
@@ -266,12 +274,25 @@ async def open_session(
     )
 
 
+def _address(conv: Conversation) -> str:
+    # TCP peers are "host:port"; HTTP and WebSocket ones the bare host.
+    return throttle.client_address(conv.peer, with_port=conv.transport == "tcp")
+
+
+def _throttle_check(conv: Conversation, account: str) -> None:
+    throttle.for_services(conv.services).check(account, _address(conv), conv.transport)
+
+
 async def _note_failure(conv: Conversation, exc: BaseException, user: str, domain: str) -> None:
-    """A refused password becomes the account's LastFailedLogin (other failures do not)."""
-    if isinstance(exc, BridgeError) and exc.kind is ErrorKind.AUTH_FAILED and user:
-        name, user_domain = split_account(user, domain)
-        if user_domain == domain:
-            await prefs.record_failed_login(conv.services.state, f"{name}@{domain}", conv.peer)
+    """A refused password counts for the throttle and becomes the account's LastFailedLogin
+    (other failures do neither)."""
+    if not isinstance(exc, BridgeError) or exc.kind is not ErrorKind.AUTH_FAILED:
+        return
+    name, user_domain = split_account(user, domain)
+    account = f"{name}@{user_domain}" if user else None
+    throttle.for_services(conv.services).failed(account, _address(conv))
+    if account is not None and user_domain == domain:
+        await prefs.record_failed_login(conv.services.state, account, conv.peer)
 
 
 def _id(request: Request) -> str:

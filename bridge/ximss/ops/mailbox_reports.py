@@ -73,7 +73,7 @@ class MailboxReports:
                         name, with_status=True, with_class=True
                     )
                 except BridgeError as exc:
-                    log.info("session=%s mailbox report failed: %s", self._session.url_id, exc)
+                    log.info("session=%s mailbox report failed: %s", self._session.url_id[:6], exc)
                     continue
                 for info in infos:
                     # A name holding LIST wildcards matches others too: only the mailbox itself.

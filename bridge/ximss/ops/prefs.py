@@ -108,7 +108,7 @@ async def load(settings: Settings, session: Session) -> None:
         except BridgeError as exc:
             log.warning(
                 "session=%s preferences unreadable (%s), using defaults",
-                session.url_id,
+                session.url_id[:6],
                 exc.kind.value,
             )
             stored = {}
@@ -120,7 +120,9 @@ async def load(settings: Settings, session: Session) -> None:
                 values[canonical] = PREFERENCES[canonical][1](value)
             except BridgeError:
                 log.warning(
-                    "session=%s stored %s is invalid, using the default", session.url_id, canonical
+                    "session=%s stored %s is invalid, using the default",
+                    session.url_id[:6],
+                    canonical,
                 )
     session.prefs = values
 
@@ -160,7 +162,7 @@ async def record_login(conv: Conversation, session: Session) -> None:
         await state.set(key, json.dumps(now).encode())
     except Exception:
         # Bookkeeping: a broken state store must not refuse the login.
-        log.exception("session=%s could not record the login", session.url_id)
+        log.exception("session=%s could not record the login", session.url_id[:6])
 
 
 async def record_failed_login(state: Store, account: str, peer: str) -> None:
@@ -313,5 +315,7 @@ async def set_client_name(conv: Conversation, request: Request) -> Outcome:
     if len(name) > MAX_CLIENT_NAME or not name.isprintable():
         raise BridgeError(ErrorKind.BAD_REQUEST, "invalid client name")
     session.client_name = name
-    log.info("session=%s peer=%s id=%s client name %r", session.url_id, conv.peer, request.id, name)
+    log.info(
+        "session=%s peer=%s id=%s client name %r", session.url_id[:6], conv.peer, request.id, name
+    )
     return Outcome.DONE

@@ -181,9 +181,11 @@ async def start(conv: Conversation, bound: SignalBinding) -> None:
     try:
         result = await _publish(bound, ONLINE)
         if not result.ok:
-            log.warning("session=%s presence not published: %s", listener.session.url_id, result)
+            log.warning(
+                "session=%s presence not published: %s", listener.session.url_id[:6], result
+            )
     except BridgeError as exc:
-        log.warning("session=%s presence not published: %s", listener.session.url_id, exc)
+        log.warning("session=%s presence not published: %s", listener.session.url_id[:6], exc)
     watch.update(await roster_hub.refresh(rhub, listener))
 
 

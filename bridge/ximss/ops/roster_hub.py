@@ -153,7 +153,7 @@ class RosterHub:
         try:
             await refresh(self, listeners[0])
         except BridgeError as exc:
-            log.warning("session=%s roster update failed: %s", listeners[0].session.url_id, exc)
+            log.warning("session=%s roster update failed: %s", listeners[0].session.url_id[:6], exc)
 
 
 _HUBS: weakref.WeakKeyDictionary[Services, RosterHub] = weakref.WeakKeyDictionary()
@@ -183,7 +183,7 @@ async def load(session: Session) -> Roster:
         return Roster()
     roster, damaged = decode(text)
     if damaged:
-        log.warning("session=%s %d damaged roster items left out", session.url_id, damaged)
+        log.warning("session=%s %d damaged roster items left out", session.url_id[:6], damaged)
     return roster
 
 
