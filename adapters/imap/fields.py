@@ -78,7 +78,7 @@ def internal_date(text: str) -> dt.datetime | None:
             int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
             tzinfo=dt.timezone(offset),
         )  # fmt: skip
-    except (ValueError, KeyError, IndexError):
+    except (ValueError, KeyError, IndexError, OverflowError):  # Overflow: a 20-digit year
         pass
     try:
         return dt.datetime.strptime(value, "%d-%b-%Y %H:%M:%S %z")

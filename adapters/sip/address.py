@@ -139,7 +139,8 @@ class NameAddr:
             # addr-spec form: parameters after ';' belong to the header, not the URI.
             uri, _, rest = text.partition(";")
             uri = uri.strip()
-            if any(char in uri for char in " \t,?"):
+            # "<" and ">" too: written back as <uri>, they would end it early (tests/fuzz).
+            if any(char in uri for char in " \t,?<>"):
                 raise SipParseError("bad addr-spec")
         if ":" not in uri or not uri.split(":", 1)[0]:
             raise SipParseError("URI without scheme")

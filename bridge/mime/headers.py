@@ -231,6 +231,10 @@ def _encoded_words(text: str, name_length: int) -> list[str]:
 
 def fold(name: str, value: str) -> str:
     """`name: value` folded at spaces (RFC 5322 2.2.3: unfolding restores it exactly)."""
+    # The last guard against header injection: every field passes here, and a value that
+    # escaped its own check (an iCalendar METHOD with CRLF did, tests/fuzz) must not end the line.
+    if "\r" in value or "\n" in value:
+        raise bad(f"line break in header field {name}")
     line = f"{name}: {value}" if value else f"{name}:"
     if len(utf8(line)) <= FOLD_WIDTH:
         return line

@@ -49,9 +49,15 @@ def parse_document(frame: bytes, max_depth: int = xml.DEFAULT_MAX_DEPTH) -> etre
         repaired = _repair_text_shape(frame)
         if repaired is None:
             raise BridgeError(ErrorKind.BAD_REQUEST, "malformed XML") from exc
-        root = etree.fromstring(repaired, _PARSER)
+        # The shape matches any quoted value, so the repair can still be malformed
+        # (`<A B="&"/><?GOREALLYSLOW?></A>`, found by tests/fuzz).
+        try:
+            root = etree.fromstring(repaired, _PARSER)
+        except (etree.XMLSyntaxError, ValueError):
+            raise BridgeError(ErrorKind.BAD_REQUEST, "malformed XML") from exc
     if root is None:
         raise BridgeError(ErrorKind.BAD_REQUEST, "empty document")
+    xml.refuse_parsed_dtd(root)
     if _depth_exceeds(root, max_depth):
         raise BridgeError(ErrorKind.BAD_REQUEST, "XML nested too deeply")
     return root
