@@ -501,6 +501,33 @@ def _answers_http(port: int) -> bool:
 
 # --------------------------------------------------------------------------- CLI
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_until_signalled(name: str, start: Callable[[], str], stop: Callable[[], None]) -> int:
+    """The foreground command of a dev-stack server: `start()` (what it returns is printed),
+    then wait for SIGINT, SIGTERM or SIGHUP, then `stop()`. The signals raise
+    KeyboardInterrupt from the start on, so whatever was started gets stopped; SIGINT too: a
+    shell without job control starts background commands with SIGINT ignored, and Python keeps
+    that."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        t0 = time.monotonic()
+        described = start()
+        print(f"{name} up in {time.monotonic() - t0:.2f}s\n{described}")
+        print("\nCtrl-C to stop.", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # let stop() finish
+        stop()
+        print("stopped.", flush=True)
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -517,24 +544,13 @@ def main(argv: list[str] | None = None) -> int:
         from devstack import DEMO_ACCOUNTS
 
         users = {a.address: a.password for a in DEMO_ACCOUNTS}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
     server = Radicale(args.root, args.port, users)
-    try:
-        t0 = time.monotonic()
+
+    def start() -> str:
         server.start()
-        print(f"radicale up in {time.monotonic() - t0:.2f}s\n{server.describe()}")
-        print("\nCtrl-C to stop.", flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        server.stop()
-        print("stopped.", flush=True)
-    return 0
+        return server.describe()
+
+    return run_until_signalled("radicale", start, server.stop)
 
 
 if __name__ == "__main__":

@@ -1536,28 +1536,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    # SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt from here on, also while starting, so
-    # whatever was started gets stopped. SIGINT too: a shell without job control starts
-    # background commands with SIGINT ignored, and Python keeps that.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
     stack = DevStack(args.root, ports)
-    try:
-        t0 = time.monotonic()
+
+    def start() -> str:
         stack.start()
-        print(f"dev stack up in {time.monotonic() - t0:.2f}s\n")
-        print(stack.describe())
-        print("\nCtrl-C to stop.", flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let stop() finish
-        stack.stop()
-        print("stopped.", flush=True)
-    return 0
+        return "\n" + stack.describe()
+
+    result: int = caldav_server.run_until_signalled("dev stack", start, stack.stop)
+    return result
 
 
 if __name__ == "__main__":

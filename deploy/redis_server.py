@@ -22,7 +22,6 @@ CLI (manual checks)::
 from __future__ import annotations
 
 import importlib.util
-import signal
 import socket
 import subprocess
 import sys
@@ -215,24 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password")
     parser.add_argument("--persist", action="store_true")
     args = parser.parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
     server = RedisServer(args.root, args.port, password=args.password, persist=args.persist)
-    try:
-        t0 = time.monotonic()
+
+    def start() -> str:
         server.start()
-        print(f"redis up in {time.monotonic() - t0:.2f}s\n{server.describe()}")
-        print("\nCtrl-C to stop.", flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        server.stop()
-        print("stopped.", flush=True)
-    return 0
+        return server.describe()
+
+    result: int = _caldav_server.run_until_signalled("redis", start, server.stop)
+    return result
 
 
 if __name__ == "__main__":

@@ -1158,14 +1158,12 @@ def main(argv: list[str] | None = None) -> int:
 
         users = {a.address: a.password for a in DEMO_ACCOUNTS}
     far = [tuple(spec.split(":", 1)) for spec in args.baresip]
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
     kam = Kamailio(args.root, args.port, users, args.domain)
     phones: list[Baresip] = []
-    try:
-        t0 = time.monotonic()
+
+    def start() -> str:
         kam.start()
-        print(f"kamailio up in {time.monotonic() - t0:.2f}s\n{kam.describe()}")
+        described = [kam.describe()]
         for login, password in far:
             user = kam.add_user(login, password)
             phone = Baresip(
@@ -1177,20 +1175,16 @@ def main(argv: list[str] | None = None) -> int:
             phones.append(phone)
             phone.start()
             phone.wait_registered()
-            print(phone.describe())
-        print("\nCtrl-C to stop.", flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+            described.append(phone.describe())
+        return "\n".join(described)
+
+    def stop() -> None:
         for phone in phones:
             phone.stop()
         kam.stop()
-        print("stopped.", flush=True)
-    return 0
+
+    result: int = _caldav_server.run_until_signalled("kamailio", start, stop)
+    return result
 
 
 if __name__ == "__main__":
